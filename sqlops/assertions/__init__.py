@@ -1,0 +1,1 @@
+"""The assertion language: parse a check, compile it to one SQL query."""

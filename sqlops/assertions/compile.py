@@ -1,0 +1,164 @@
+"""Compile every assertion to one query, whatever its kind.
+
+Each query returns at least one row: `__failing` (rows, or 1 for a failed table-level check),
+`__total` (rows checked), then either up to 5 sample failing rows or the measured values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import sqlglot
+from sqlglot import exp
+
+from sqlops.assertions.definition import Assertion, CheckKind
+from sqlops.assertions.parse import ROW_COUNT
+
+SAMPLE_ROWS = 5
+# maps a table as written in the check to the relation (or inlined query) it means here
+Relate = Callable[[exp.Table], exp.Expr]
+
+
+@dataclass(frozen=True)
+class CompiledAssertion:
+    assertion: Assertion
+    sql: str
+    measures: tuple[str, ...] = ()  # names of the measured values, for table-level checks
+
+    @property
+    def returns_measures(self) -> bool:
+        return self.assertion.kind is CheckKind.TABLE
+
+
+def compile_assertion(
+    assertion: Assertion,
+    this: exp.Expr | None,
+    relate: Relate,
+    dialect: str,
+    target_dialect: str | None = None,
+) -> CompiledAssertion:
+    """`this` is the relation under test (a table, or a subquery for ephemeral models)."""
+    target_dialect = target_dialect or dialect
+    this_sql = _from(this, dialect) if this is not None else None
+    measures: tuple[str, ...] = ()
+    kind = assertion.kind
+    if kind is CheckKind.TABLE:
+        sql, measures = _table_level(assertion, this_sql, relate, dialect)
+    elif kind is CheckKind.QUERY:
+        query = _with_relations(sqlglot.parse_one(assertion.expression, dialect=dialect), relate)
+        checked = f"SELECT * FROM {this_sql}" if this_sql else "SELECT 1 WHERE FALSE"
+        sql = _counted(checked, query.sql(dialect), total=this_sql is not None)
+    else:
+        checked = f"SELECT * FROM {this_sql}"
+        if assertion.where:
+            where = _with_relations(sqlglot.parse_one(assertion.where, dialect=dialect), relate)
+            checked += f" WHERE {where.sql(dialect)}"
+        sql = _counted(checked, _failing_rows(assertion, relate, dialect))
+    final = sqlglot.parse_one(sql, dialect=dialect).sql(target_dialect)
+    return CompiledAssertion(assertion, final, measures)
+
+
+def _counted(checked: str, failing: str, total: bool = True) -> str:
+    total_sql = "(SELECT count(*) FROM __sqlops_checked)" if total else "NULL"
+    return (
+        f"WITH __sqlops_checked AS ({checked}), __sqlops_failing AS ({failing}) "
+        f"SELECT __c.__failing, __c.__total, __s.* FROM ("
+        f"SELECT (SELECT count(*) FROM __sqlops_failing) AS __failing, {total_sql} AS __total"
+        f") AS __c LEFT JOIN (SELECT * FROM __sqlops_failing LIMIT {SAMPLE_ROWS}) AS __s ON TRUE"
+    )
+
+
+def _failing_rows(assertion: Assertion, relate: Relate, dialect: str) -> str:
+    cols = [exp.column(c).sql(dialect) for c in assertion.columns]
+    kind = assertion.kind
+    if kind is CheckKind.NOT_NULL:
+        return "SELECT * FROM __sqlops_checked WHERE " + " OR ".join(f"{c} IS NULL" for c in cols)
+    if kind is CheckKind.ACCEPTED_VALUES:
+        return (
+            f"SELECT * FROM __sqlops_checked WHERE {cols[0]} NOT IN ({', '.join(assertion.values)})"
+        )
+    if kind is CheckKind.UNIQUE:
+        keys = ", ".join(cols)
+        present = " AND ".join(f"{c} IS NOT NULL" for c in cols)
+        return (
+            f"SELECT * FROM (SELECT *, count(*) OVER (PARTITION BY {keys}) AS __sqlops_copies "
+            f"FROM __sqlops_checked WHERE {present}) AS __d WHERE __sqlops_copies > 1"
+        )
+    if kind is CheckKind.REFERENCES:
+        assert assertion.target and assertion.target_column
+        schema, _, name = assertion.target.rpartition(".")
+        target = relate(exp.table_(name, db=schema or None))
+        other = exp.column(assertion.target_column, table="__sqlops_ref").sql(dialect)
+        mine = exp.column(assertion.columns[0], table="__sqlops_checked").sql(dialect)
+        return (
+            f"SELECT * FROM __sqlops_checked WHERE {mine} IS NOT NULL AND NOT EXISTS "
+            f"(SELECT 1 FROM {_from(target, dialect, '__sqlops_ref')} WHERE {other} = {mine})"
+        )
+    expression = _with_relations(sqlglot.parse_one(assertion.expression, dialect=dialect), relate)
+    # NOT(NULL) is NULL, so a row where the check is NULL is not failing: NULL passes
+    return f"SELECT * FROM __sqlops_checked WHERE NOT ({expression.sql(dialect)})"
+
+
+def _table_level(
+    assertion: Assertion, this_sql: str | None, relate: Relate, dialect: str
+) -> tuple[str, tuple[str, ...]]:
+    check = _with_relations(sqlglot.parse_one(assertion.expression, dialect=dialect), relate)
+    measures: list[exp.Expr] = []
+    names: list[str] = []
+
+    def lift(node: exp.Expr) -> exp.Expr:
+        is_measure = (
+            isinstance(node, exp.Subquery)
+            or (isinstance(node, exp.Anonymous) and node.name.lower() == ROW_COUNT)
+            or (isinstance(node, exp.AggFunc) and not node.find_ancestor(exp.Window))
+        )
+        if not is_measure:
+            return node
+        names.append(node.sql(dialect))
+        if isinstance(node, exp.Anonymous):
+            node = exp.Count(this=exp.Star())
+        measures.append(node.copy())
+        return exp.column(f"__m{len(measures) - 1}")
+
+    lifted = check.transform(lift, copy=True)
+    select_list = ", ".join(f"{m.sql(dialect)} AS __m{i}" for i, m in enumerate(measures))
+    source = f" FROM {this_sql}" if this_sql else ""
+    where = ""
+    if assertion.where:
+        where_expr = _with_relations(sqlglot.parse_one(assertion.where, dialect=dialect), relate)
+        where = f" WHERE {where_expr.sql(dialect)}"
+    measured = "".join(f", __m{i}" for i in range(len(measures)))
+    sql = (
+        f"WITH __sqlops_measures AS (SELECT {select_list or '1 AS __m'}{source}{where}) "
+        f"SELECT CASE WHEN {lifted.sql(dialect)} THEN 0 ELSE 1 END AS __failing, "
+        f"1 AS __total{measured} FROM __sqlops_measures"
+    )
+    return sql, tuple(names)
+
+
+def _with_relations(expression: exp.Expr, relate: Relate) -> exp.Expr:
+    """Point every real table in a check at the relation it means in this build."""
+    from sqlops.syntax import table_refs
+
+    for table, _ in table_refs(expression):
+        replacement = relate(table)
+        alias = table.alias or table.name
+        if isinstance(replacement, exp.Table):
+            replacement = replacement.copy()
+            replacement.set("alias", exp.TableAlias(this=exp.to_identifier(alias)))
+        else:
+            replacement = exp.Subquery(
+                this=replacement.copy(), alias=exp.TableAlias(this=exp.to_identifier(alias))
+            )
+        table.replace(replacement)
+    return expression
+
+
+def _from(relation: exp.Expr, dialect: str, alias: str | None = None) -> str:
+    if isinstance(relation, exp.Table):
+        text = relation.sql(dialect)
+    else:
+        text = f"({relation.sql(dialect)})"
+        alias = alias or "__sqlops_this"
+    return f"{text} AS {alias}" if alias else text

@@ -1,0 +1,295 @@
+"""Parse the text of an `@assert` / `@warn` directive into an Assertion."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import SqlglotError
+from sqlglot.tokens import TokenType  # type: ignore[attr-defined]
+
+from sqlops.assertions.definition import Assertion, CheckKind, Tolerance
+from sqlops.errors import ProjectError, snippet_at
+from sqlops.syntax import TableRef, is_query_text, parse_expression, table_refs
+
+_NAME = re.compile(r"^\s*([A-Za-z_]\w*)\s*:(?!:)\s*", re.DOTALL)
+_TOLERATE = re.compile(r"\s+tolerate\s+(\S+?)\s*$", re.IGNORECASE)
+_BUILTIN = re.compile(
+    r"^(unique|not_null|accepted_values|references)\s*\((.*)\)\s*$", re.IGNORECASE | re.DOTALL
+)
+ROW_COUNT = "row_count"
+HISTORY_FUNCTIONS = ("prev", "anomaly")
+Fail = Callable[..., ProjectError]
+_EXAMPLES = (
+    "examples: `unique(id)`, `not_null(a, b)`, `amount >= 0 where status <> 'void'`, "
+    "`row_count() > 0 tolerate 5%`; see docs/assertions.md"
+)
+
+
+@dataclass(frozen=True)
+class ParsedAssertion:
+    assertion: Assertion
+    refs: tuple[TableRef, ...]  # tables the check reads besides the model itself
+    checked_columns: tuple[str, ...]  # columns of the model under test that the check names
+
+
+def parse_assertion(
+    text: str,
+    *,
+    blocking: bool,
+    path: Path,
+    relpath: str,
+    line: int,
+    file_text: str,
+    dialect: str,
+    standalone: bool = False,
+) -> ParsedAssertion:
+    """Parse `[name:] CHECK [where COND] [tolerate N | tolerate P%]` or `name: SELECT ...`."""
+
+    def fail(message: str, hint: str = _EXAMPLES) -> ProjectError:
+        return ProjectError(
+            message, path=path, line=line, snippet=snippet_at(file_text, line), hint=hint
+        )
+
+    body = text.strip()
+    if not body:
+        raise fail("empty assertion")
+    name = None
+    match = _NAME.match(body)
+    if match and not body[match.end() :].startswith(":"):
+        name, body = match.group(1), body[match.end() :].strip()
+    if not body:
+        raise fail(f"assertion `{name}` has no check after the colon")
+    # the line of the check's first character, for errors inside a multi-line block
+    check_line = line + text[: text.find(body[:20])].count("\n") if body[:20] in text else line
+
+    def make(name: str, kind: CheckKind, **fields: Any) -> Assertion:
+        return Assertion(name, kind, blocking=blocking, path=relpath, line=line, **fields)
+
+    if is_query_text(body):
+        if not name:
+            raise fail(
+                "a query assertion needs a name",
+                "write it as /* @assert my_check_name: SELECT ... */ returning the failing rows",
+            )
+        query = parse_expression(body, dialect, path, file_text, check_line)
+        if not isinstance(query, exp.Query):
+            raise fail("a query assertion must be one SELECT returning the failing rows")
+        query_refs = tuple(ref for _, ref in table_refs(query, check_line - 1, dialect))
+        return ParsedAssertion(
+            make(name, CheckKind.QUERY, text=body, expression=body), query_refs, ()
+        )
+
+    tolerate = None
+    tol = _TOLERATE.search(body)
+    if tol:
+        tolerate = _tolerance(tol.group(1), fail)
+        body = body[: tol.start()].strip()
+    check, where = _split_where(body, dialect)
+    if not check:
+        raise fail("nothing to check before `where`")
+
+    refs: list[TableRef] = []
+    columns: list[str] = []
+    where_sql = None
+    if where is not None:
+        if not where:
+            raise fail("`where` needs a condition")
+        where_expr = parse_expression(where, dialect, path, file_text, check_line)
+        where_sql = where_expr.sql(dialect)
+        columns += _own_columns(where_expr)
+        refs += [ref for _, ref in table_refs(where_expr, check_line - 1, dialect)]
+    display = text.strip()
+    builtin = _BUILTIN.match(check)
+    if builtin:
+        kind = CheckKind(builtin.group(1).lower())
+        args = _split_args(builtin.group(2), dialect)
+        assertion = _builtin(kind, args, name, display, where_sql, tolerate, make, fail, dialect)
+        columns += list(assertion.columns)
+        if assertion.target:
+            schema, _, model = assertion.target.rpartition(".")
+            refs.append(TableRef(schema or None, model, line, 1))
+        return ParsedAssertion(assertion, tuple(refs), tuple(columns))
+
+    expression = parse_expression(check, dialect, path, file_text, check_line)
+    if isinstance(expression, exp.Query):
+        raise fail("a check must be a boolean expression, not a query")
+    for call in expression.find_all(exp.Anonymous):
+        if call.name.lower() in HISTORY_FUNCTIONS:
+            raise fail(
+                f"{call.name.lower()}() needs run history, which this version of sqlops does not "
+                "keep yet",
+                "compare with a fixed value for now, e.g. `row_count() >= 100`",
+            )
+    level = CheckKind.TABLE if is_table_level(expression) else CheckKind.ROW
+    if standalone and level is CheckKind.ROW:
+        raise fail(
+            "a check in tests/ has no model to check row by row",
+            "compare subqueries, e.g. (SELECT count(*) FROM a) = (SELECT count(*) FROM b), "
+            "or write a query block returning failing rows",
+        )
+    columns += _own_columns(expression)
+    refs += [ref for _, ref in table_refs(expression, check_line - 1, dialect)]
+    assertion = make(
+        name or display,
+        level,
+        text=display,
+        expression=expression.sql(dialect),
+        where=where_sql,
+        tolerate=tolerate,
+    )
+    return ParsedAssertion(assertion, tuple(refs), tuple(dict.fromkeys(columns)))
+
+
+def is_table_level(expression: exp.Expr) -> bool:
+    """Aggregates (outside window functions), row_count() or a subquery make a check table-level."""
+    for node in expression.walk():
+        if isinstance(node, exp.Subquery | exp.Query):
+            return True
+        if isinstance(node, exp.Anonymous) and node.name.lower() == ROW_COUNT:
+            return True
+        if isinstance(node, exp.AggFunc) and not node.find_ancestor(exp.Window):
+            return True
+    return False
+
+
+def _own_columns(expression: exp.Expr) -> list[str]:
+    """Columns of the model under test: those not inside a subquery."""
+    return [
+        col.name
+        for col in expression.find_all(exp.Column)
+        if not col.find_ancestor(exp.Query) and isinstance(col.this, exp.Identifier)
+    ]
+
+
+def _tolerance(raw: str, fail: Fail) -> Tolerance:
+    try:
+        if raw.endswith("%"):
+            percent = float(raw[:-1])
+            if not 0 <= percent <= 100:
+                raise ValueError
+            return Tolerance(percent=percent)
+        count = int(raw)
+        if count < 0:
+            raise ValueError
+        return Tolerance(count=count)
+    except ValueError:
+        raise fail(
+            f"`tolerate {raw}` is not a row count or a percentage",
+            "write `tolerate 10` (rows) or `tolerate 2.5%` (of the rows checked)",
+        ) from None
+
+
+def _split_where(body: str, dialect: str) -> tuple[str, str | None]:
+    """Split at the first WHERE outside brackets and subqueries."""
+    try:
+        tokens = sqlglot.Dialect.get_or_raise(dialect).tokenize(body)
+    except SqlglotError:
+        return body, None
+    depth = 0
+    for token in tokens:
+        if token.token_type == TokenType.L_PAREN:
+            depth += 1
+        elif token.token_type == TokenType.R_PAREN:
+            depth -= 1
+        elif token.token_type == TokenType.WHERE and depth == 0:
+            return body[: token.start].strip(), body[token.end + 1 :].strip()
+    return body, None
+
+
+def _split_args(inner: str, dialect: str) -> list[str]:
+    try:
+        tokens = sqlglot.Dialect.get_or_raise(dialect).tokenize(inner)
+    except SqlglotError:
+        return [a.strip() for a in inner.split(",")]
+    args, depth, start = [], 0, 0
+    for token in tokens:
+        if token.token_type == TokenType.L_PAREN:
+            depth += 1
+        elif token.token_type == TokenType.R_PAREN:
+            depth -= 1
+        elif token.token_type == TokenType.COMMA and depth == 0:
+            args.append(inner[start : token.start].strip())
+            start = token.end + 1
+    args.append(inner[start:].strip())
+    return [a for a in args if a]
+
+
+def _column_name(arg: str, dialect: str) -> str | None:
+    try:
+        parsed = sqlglot.parse_one(arg, dialect=dialect)
+    except SqlglotError:
+        return None
+    if isinstance(parsed, exp.Column) and not parsed.table:
+        return parsed.name
+    return None
+
+
+def _builtin(
+    kind: CheckKind,
+    args: list[str],
+    name: str | None,
+    display: str,
+    where: str | None,
+    tolerate: Tolerance | None,
+    make: Callable[..., Assertion],
+    fail: Fail,
+    dialect: str,
+) -> Assertion:
+    usage = {
+        CheckKind.UNIQUE: "unique(col, ...)",
+        CheckKind.NOT_NULL: "not_null(col, ...)",
+        CheckKind.ACCEPTED_VALUES: "accepted_values(col, 'a', 'b', ...)",
+        CheckKind.REFERENCES: "references(col, schema.model.col)",
+    }[kind]
+    if not args:
+        raise fail(f"{kind.value}() needs at least one column", f"write {usage}")
+    first = _column_name(args[0], dialect)
+    if first is None:
+        raise fail(f"`{args[0]}` is not a column name", f"write {usage}")
+    columns: list[str] = [first]
+    values: tuple[str, ...] = ()
+    target = target_column = None
+    if kind in (CheckKind.UNIQUE, CheckKind.NOT_NULL):
+        for arg in args[1:]:
+            col = _column_name(arg, dialect)
+            if col is None:
+                raise fail(f"`{arg}` is not a column name", f"write {usage}")
+            columns.append(col)
+    elif kind is CheckKind.ACCEPTED_VALUES:
+        if len(args) < 2:
+            raise fail("accepted_values() needs a column and at least one value", f"write {usage}")
+        literals = []
+        for arg in args[1:]:
+            try:
+                value = sqlglot.parse_one(arg, dialect=dialect)
+            except SqlglotError:
+                value = None
+            if not isinstance(value, exp.Literal | exp.Boolean | exp.Null | exp.Neg | exp.Cast):
+                raise fail(f"`{arg}` is not a literal value", f"write {usage}")
+            literals.append(value.sql(dialect))
+        values = tuple(literals)
+    else:
+        if len(args) != 2:
+            raise fail("references() takes a column and a target column", f"write {usage}")
+        parts = [p.strip().strip('"') for p in args[1].split(".")]
+        if len(parts) not in (2, 3) or not all(parts):
+            raise fail(f"`{args[1]}` is not `schema.model.column`", f"write {usage}")
+        target = ".".join(parts[:-1])
+        target_column = parts[-1]
+    return make(
+        name or display,
+        kind,
+        text=display,
+        columns=tuple(columns),
+        values=values,
+        target=target,
+        target_column=target_column,
+        where=where,
+        tolerate=tolerate,
+    )

@@ -1,0 +1,413 @@
+"""The `sqlops` command. Commands parse options, call the core and render; errors end here."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from sqlops.errors import SqlopsError
+
+if TYPE_CHECKING:
+    from sqlops.engines.base import Engine
+    from sqlops.project.loader import Project
+
+app = typer.Typer(
+    name="sqlops",
+    help="SQL-first data transformations: tests next to the SQL, sandboxed builds, atomic promotion.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+ProjectDir = Annotated[
+    Path | None,
+    typer.Option("--project-dir", "-p", help="The project folder (default: found from here up)."),
+]
+TargetOpt = Annotated[str | None, typer.Option("--target", "-t", help="Target in sqlops.toml.")]
+EnvOpt = Annotated[str, typer.Option("--env", "-e", help="Environment: prod, or any other name.")]
+Selectors = Annotated[
+    list[str] | None,
+    typer.Argument(help="name, schema.name, +name, name+, tag:x, path:models/x (default: all)."),
+]
+Exclude = Annotated[
+    list[str] | None, typer.Option("--exclude", "-x", help="Leave out what this selects.")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
+
+
+def _load(project_dir: Path | None, target: str | None) -> Project:
+    from sqlops.project.loader import load_project
+
+    return load_project(project_dir or Path.cwd(), target)
+
+
+def _engine(project: Project) -> Engine:
+    from sqlops.engines import connect
+
+    return connect(project.target, project.root)
+
+
+def _select(project: Project, selectors: list[str] | None, exclude: list[str] | None) -> list[str]:
+    from sqlops.graph.selectors import select
+
+    return select(project, selectors or [], exclude or [])
+
+
+def _one_node(project: Project, name: str) -> str:
+    from sqlops.errors import SelectorError
+    from sqlops.graph.selectors import select
+
+    found = select(project, [name])
+    if len(found) != 1:
+        raise SelectorError(
+            f"`{name}` matches {len(found)} nodes: {', '.join(found)}",
+            hint="name one with schema.name",
+        )
+    return found[0]
+
+
+@app.command()
+def init(
+    name: Annotated[str, typer.Argument(help="Folder to create for the new project.")],
+    engine: Annotated[str, typer.Option(help="Engine of the default target.")] = "duckdb",
+    debug: Debug = False,
+) -> None:
+    """Create a new project from the template; it builds as it is."""
+    from sqlops.project.scaffold import scaffold
+
+    folder = scaffold(Path(name), engine)
+    from sqlops.cli import render
+
+    render.out.print(f"Created project [bold]{folder.name}[/] in {render.relative(folder)}")
+    render.out.print(f"Next: cd {render.relative(folder)} && sqlops build")
+
+
+@app.command()
+def build(
+    selectors: Selectors = None,
+    exclude: Exclude = None,
+    env: EnvOpt = "prod",
+    target: TargetOpt = None,
+    threads: Annotated[
+        int | None, typer.Option("--threads", "-j", help="Models built at once.", min=1)
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan only.")] = False,
+    project_dir: ProjectDir = None,
+    json_out: JsonOpt = False,
+    debug: Debug = False,
+) -> None:
+    """Build what changed in a sandbox, run assertions, promote the environment if all pass."""
+    from sqlops.cli import render
+    from sqlops.plan.relations import check_env_name
+    from sqlops.run.executor import build as run_build
+    from sqlops.run.executor import plan_build
+
+    check_env_name(env)
+    project = _load(project_dir, target)
+    selected = _select(project, selectors, exclude)
+    engine = _engine(project)
+    try:
+        plan = plan_build(project, engine, env, selected)
+        if dry_run:
+            if json_out:
+                render.print_json(
+                    {
+                        "env": plan.env,
+                        "added": list(plan.added),
+                        "steps": [
+                            {
+                                "id": s.node_id,
+                                "action": s.action.value,
+                                "relation": str(s.physical) if s.physical else None,
+                                "fingerprint": s.fingerprint,
+                                "reason": s.reason,
+                            }
+                            for s in plan.steps
+                        ],
+                    }
+                )
+            else:
+                render.plan(plan)
+            return
+        with render.progress(len(plan.steps), "building") as listener:
+            result = run_build(project, engine, plan, threads or project.target.threads, listener)
+    finally:
+        engine.close()
+    if json_out:
+        render.print_json(render.run_json(result))
+    else:
+        render.run_summary(result)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def test(
+    selectors: Selectors = None,
+    exclude: Exclude = None,
+    env: EnvOpt = "prod",
+    target: TargetOpt = None,
+    project_dir: ProjectDir = None,
+    json_out: JsonOpt = False,
+    debug: Debug = False,
+) -> None:
+    """Run assertions against what an environment serves now (production monitoring)."""
+    from sqlops.cli import render
+    from sqlops.plan.relations import check_env_name
+    from sqlops.run.monitor import test_environment
+
+    check_env_name(env)
+    project = _load(project_dir, target)
+    selected = _select(project, selectors, exclude)
+    engine = _engine(project)
+    try:
+        with render.progress(len(selected), "testing") as listener:
+            result = test_environment(project, engine, env, selected, listener)
+    finally:
+        engine.close()
+    if json_out:
+        render.print_json(render.run_json(result))
+    else:
+        render.run_summary(result)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def impact(
+    model: Annotated[str, typer.Argument(help="The model (schema.name) whose downstream to show.")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="tree, json or mermaid.")] = "tree",
+    target: TargetOpt = None,
+    project_dir: ProjectDir = None,
+    json_out: JsonOpt = False,
+    debug: Debug = False,
+) -> None:
+    """Everything downstream of a model, with the assertions on each node."""
+    from sqlops.cli import render
+    from sqlops.impact.downstream import downstream_of
+
+    if json_out:
+        fmt = "json"
+    if fmt not in ("tree", "json", "mermaid"):
+        raise SqlopsError(f"unknown format `{fmt}`", hint="use --format tree, json or mermaid")
+    project = _load(project_dir, target)
+    report = downstream_of(project, _one_node(project, model))
+    if fmt == "json":
+        render.print_json(report.to_json())
+    elif fmt == "mermaid":
+        print(report.to_mermaid())
+    else:
+        render.impact_tree(report)
+
+
+@app.command("ls")
+def ls(
+    selectors: Selectors = None,
+    exclude: Exclude = None,
+    target: TargetOpt = None,
+    project_dir: ProjectDir = None,
+    json_out: JsonOpt = False,
+    debug: Debug = False,
+) -> None:
+    """List the project's nodes."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from sqlops.cli import render
+
+    project = _load(project_dir, target)
+    selected = _select(project, selectors, exclude)
+    rows: list[dict[str, Any]] = []
+    for node_id in selected:
+        n = project.nodes[node_id]
+        rows.append(
+            {
+                "id": n.id,
+                "kind": n.kind.value,
+                "materialized": n.materialized.value if n.kind.value == "model" else None,
+                "path": n.relpath,
+                "depends_on": list(n.depends_on),
+                "columns": list(n.column_names) if n.column_names is not None else None,
+                "tags": list(n.tags),
+                "owner": n.owner,
+                "description": n.description,
+                "assertions": [
+                    {"name": a.name, "severity": a.severity, "location": a.location}
+                    for a in n.assertions
+                ],
+            }
+        )
+    if json_out:
+        render.print_json(rows)
+        return
+    table = Table(box=None, pad_edge=False)
+    for col in ("node", "kind", "materialized", "assertions", "tags", "path"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            escape(r["id"]),
+            r["kind"],
+            r["materialized"] or "",
+            str(len(r["assertions"])),
+            escape(", ".join(r["tags"])),
+            escape(r["path"]),
+        )
+    render.out.print(table)
+    render.out.print(f"{len(rows)} nodes")
+
+
+@app.command("compile")
+def compile_(
+    node_name: Annotated[str, typer.Argument(metavar="MODEL", help="schema.name of a node.")],
+    env: EnvOpt = "prod",
+    assertions: Annotated[
+        bool, typer.Option("--assertions", "-a", help="Also print each assertion's query.")
+    ] = False,
+    target: TargetOpt = None,
+    project_dir: ProjectDir = None,
+    json_out: JsonOpt = False,
+    debug: Debug = False,
+) -> None:
+    """The SQL a node runs on the target, reading the environment's relations."""
+    from sqlops.cli import render
+    from sqlops.plan.relations import Relations, check_env_name, env_relation
+    from sqlops.project.definition import Kind
+
+    check_env_name(env)
+    project = _load(project_dir, target)
+    node = project.nodes[_one_node(project, node_name)]
+    relations = Relations(project, lambda n: env_relation(n, env), project.target.dialect)
+    sql = relations.sql(node) if node.kind is Kind.MODEL else node.sql
+    checks = {}
+    if assertions or node.kind is Kind.TEST:
+        for a in node.assertions:
+            checks[a.name] = relations.assertion(node, a).sql
+    if json_out:
+        render.print_json({"id": node.id, "sql": sql, "assertions": checks})
+        return
+    if sql:
+        print(sql)
+    for name, query in checks.items():
+        print(f"\n-- assertion: {name}\n{query}")
+
+
+@app.command()
+def show(
+    node_name: Annotated[str, typer.Argument(metavar="MODEL", help="schema.name of a node.")],
+    limit: Annotated[int, typer.Option("--limit", "-n", help="Rows to show.", min=1)] = 10,
+    env: EnvOpt = "prod",
+    target: TargetOpt = None,
+    project_dir: ProjectDir = None,
+    json_out: JsonOpt = False,
+    debug: Debug = False,
+) -> None:
+    """Preview a node's rows: its SQL run against the environment, without building it."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from sqlops.cli import render
+    from sqlops.engines.base import Relation
+    from sqlops.plan.relations import Relations, check_env_name, env_relation
+    from sqlops.project.definition import Kind
+
+    check_env_name(env)
+    project = _load(project_dir, target)
+    node = project.nodes[_one_node(project, node_name)]
+    if node.kind is Kind.TEST:
+        raise SqlopsError(
+            f"{node.id} is a test file, not a relation", hint="use `sqlops test` to run it"
+        )
+    relations = Relations(project, lambda n: env_relation(n, env), project.target.dialect)
+    engine = _engine(project)
+    try:
+        if node.kind is Kind.MODEL:
+            sql = relations.sql(node)
+        else:
+            sql = f"SELECT * FROM {engine.quote(env_relation(node, env) if node.kind is not Kind.SOURCE else Relation(node.schema, node.name))}"
+        result = engine.query(f"SELECT * FROM ({sql}) AS __sqlops_show LIMIT {int(limit)}")
+    finally:
+        engine.close()
+    if json_out:
+        render.print_json([dict(zip(result.columns, row, strict=True)) for row in result.rows])
+        return
+    table = Table(*(escape(c) for c in result.columns))
+    for row in result.rows:
+        table.add_row(*(escape("NULL" if v is None else str(v)) for v in row))
+    render.out.print(table)
+
+
+@app.command()
+def dag(
+    selectors: Selectors = None,
+    exclude: Exclude = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="text, json or mermaid.")] = "text",
+    target: TargetOpt = None,
+    project_dir: ProjectDir = None,
+    json_out: JsonOpt = False,
+    debug: Debug = False,
+) -> None:
+    """The dependency graph, in build order."""
+    from sqlops.cli import render
+
+    if json_out:
+        fmt = "json"
+    if fmt not in ("text", "json", "mermaid"):
+        raise SqlopsError(f"unknown format `{fmt}`", hint="use --format text, json or mermaid")
+    project = _load(project_dir, target)
+    selected = _select(project, selectors, exclude)
+    chosen = set(selected)
+    edges = [(a, b) for a, b in project.graph.edges() if a in chosen and b in chosen]
+    if fmt == "json":
+        render.print_json(
+            {
+                "nodes": [
+                    {"id": n, "kind": project.nodes[n].kind.value, "path": project.nodes[n].relpath}
+                    for n in selected
+                ],
+                "edges": [list(e) for e in edges],
+            }
+        )
+    elif fmt == "mermaid":
+        ids = {n: f"n{i}" for i, n in enumerate(selected)}
+        print("graph LR")
+        for n in selected:
+            print(f'    {ids[n]}["{n}"]')
+        for a, b in edges:
+            print(f"    {ids[a]} --> {ids[b]}")
+    else:
+        for n in selected:
+            deps = [d for d in project.nodes[n].depends_on if d in chosen]
+            reads = f"  <- {', '.join(deps)}" if deps else ""
+            render.out.print(f"{n} [dim]({project.nodes[n].kind.value}){reads}[/]")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: the one place where errors become messages and exit codes."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args or os.environ.get("SQLOPS_DEBUG") == "1"
+    try:
+        # standalone mode: usage errors print themselves and exit 2; Exit(n) exits n
+        app(args=args, prog_name="sqlops")
+    except SqlopsError as exc:
+        from sqlops.cli import render
+
+        if debug:
+            traceback.print_exc()
+        render.error(exc)
+        sys.exit(exc.exit_code)
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+        print(
+            f"internal error: {type(exc).__name__}: {exc}\n"
+            "  this is a bug in sqlops; run again with --debug for the traceback and report it",
+            file=sys.stderr,
+        )
+        sys.exit(2)

@@ -1,0 +1,296 @@
+"""Turning results into terminal output (rich on a terminal, plain lines otherwise) and JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.tree import Tree
+
+from sqlops.errors import SqlopsError
+from sqlops.impact.downstream import ImpactReport
+from sqlops.plan.builder import Action, Plan
+from sqlops.run.results import NodeResult, Outcome, RunResult, Status
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+_STATUS_STYLE = {
+    Status.BUILT: "green",
+    Status.REUSED: "cyan",
+    Status.RETESTED: "green",
+    Status.PASSED: "green",
+    Status.FAILED: "bold red",
+    Status.ERROR: "bold red",
+    Status.SKIPPED: "yellow",
+}
+
+
+def to_jsonable(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [to_jsonable(v) for v in value]
+    return value
+
+
+def print_json(data: Any) -> None:
+    print(json.dumps(to_jsonable(data), indent=2, default=str))
+
+
+def relative(path: Path) -> str:
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return str(path)
+
+
+def error(exc: SqlopsError) -> None:
+    where = ""
+    if exc.path is not None:
+        where = relative(exc.path)
+        if exc.line is not None:
+            where += f":{exc.line}"
+            if exc.column is not None:
+                where += f":{exc.column}"
+        where += ": "
+    err.print(f"[bold red]error:[/] {escape(where)}{escape(exc.message)}")
+    if exc.snippet:
+        err.print(escape(exc.snippet))
+    if exc.hint:
+        err.print(f"  [bold]to fix this:[/] {escape(exc.hint)}")
+
+
+# -- progress -------------------------------------------------------------------------------------
+
+
+@contextmanager
+def progress(total: int, verb: str) -> Iterator[Any]:
+    """A listener for the executor: a live bar on a terminal, one line per node otherwise."""
+    if err.is_terminal:
+        bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        )
+        task = bar.add_task(verb, total=total)
+
+        def on_event(event: str, node_id: str, result: NodeResult | None) -> None:
+            if event == "start":
+                bar.update(task, description=f"{verb} {node_id}")
+            elif result is not None:
+                bar.advance(task)
+                _line(result, err)
+
+        with bar:
+            yield on_event
+    else:
+
+        def plain(event: str, node_id: str, result: NodeResult | None) -> None:
+            if event == "done" and result is not None:
+                _line(result, err)
+
+        yield plain
+
+
+def _line(result: NodeResult, console: Console) -> None:
+    style = _STATUS_STYLE[result.status]
+    checks = result.assertions
+    passed = sum(a.outcome is Outcome.PASS for a in checks)
+    detail = f"{passed}/{len(checks)} assertions" if checks else ""
+    if result.rows is not None:
+        detail = f"{result.rows:,} rows" + (f", {detail}" if detail else "")
+    if result.status is Status.SKIPPED and result.message:
+        detail = result.message
+    timing = f"{result.duration:.2f}s" if result.duration >= 0.01 else ""
+    console.print(
+        f"  [{style}]{result.status.value:<8}[/] {escape(result.node_id):<40} "
+        f"[dim]{escape(detail)}  {timing}[/]"
+    )
+
+
+# -- build and test -------------------------------------------------------------------------------
+
+
+def plan(plan: Plan) -> None:
+    out.print(f"[bold]Plan for environment `{escape(plan.env)}`[/]")
+    if plan.added:
+        out.print(
+            "  changed upstream of the selection, built and promoted with it: "
+            + ", ".join(plan.added)
+        )
+    table = Table(box=None, pad_edge=False)
+    table.add_column("action")
+    table.add_column("node")
+    table.add_column("relation")
+    table.add_column("why", style="dim")
+    for step in plan.steps:
+        style = "green" if step.action is Action.BUILD else "cyan"
+        table.add_row(
+            f"[{style}]{step.action.value}[/]",
+            escape(step.node_id),
+            escape(str(step.physical or "")),
+            escape(step.reason),
+        )
+    out.print(table)
+    builds = len(plan.to_build)
+    out.print(
+        f"{builds} to build, {len(plan.steps) - builds} other steps; nothing was run (--dry-run)"
+    )
+
+
+def run_summary(result: RunResult) -> None:
+    for node in result.nodes:
+        if node.status is Status.ERROR:
+            out.print(
+                f"\n[bold red]error[/] in {escape(node.node_id)}"
+                + (f" ({escape(node.location)})" if node.location else "")
+                + f": {escape(node.message or '')}"
+            )
+        for warning in node.warnings:
+            out.print(f"[yellow]warning[/] {escape(node.node_id)}: {escape(warning)}")
+        for check in node.assertions:
+            if check.outcome is Outcome.PASS:
+                continue
+            _assertion(node, check)
+    counts = result.counts
+    parts = [f"{counts[s.value]} {s.value}" for s in Status if counts[s.value]]
+    a = result.assertion_counts
+    checks = f"assertions: {a['pass']} passed, {a['fail']} failed, {a['warn']} warned" + (
+        f", {a['error']} errored" if a["error"] else ""
+    )
+    out.print()
+    out.print(
+        f"[bold]{result.command}[/] {', '.join(parts) or 'nothing to do'}; {checks} "
+        f"[dim]({result.duration:.2f}s)[/]"
+    )
+    if result.command == "build":
+        if result.promoted and result.deployment_id is None:
+            out.print(f"environment `{escape(result.env)}` already serves these versions")
+        elif result.promoted:
+            out.print(
+                f"[bold green]promoted[/] environment `{escape(result.env)}` "
+                f"(deployment {result.deployment_id})"
+            )
+        else:
+            out.print(
+                f"[bold red]not promoted:[/] environment `{escape(result.env)}` is unchanged "
+                "because a blocking check failed"
+            )
+
+
+def _assertion(node: NodeResult, check: Any) -> None:
+    a = check.assertion
+    label = {
+        Outcome.FAIL: "[bold red]FAIL[/]",
+        Outcome.WARN: "[yellow]WARN[/]",
+        Outcome.ERROR: "[bold red]ERROR[/]",
+    }[check.outcome]
+    out.print(f"\n{label} {escape(node.node_id)}: {escape(a.name)}  [dim]{escape(a.location)}[/]")
+    if a.name != a.text:
+        out.print(f"  check: {escape(a.text)}")
+    if check.outcome is Outcome.ERROR:
+        out.print(f"  the assertion's query failed: {escape(check.message or '')}")
+        return
+    if check.measured:
+        measured = ", ".join(f"{k} = {v}" for k, v in check.measured.items())
+        out.print(f"  measured: {escape(measured)}")
+    else:
+        of = f" of {check.total:,}" if check.total is not None else ""
+        tolerated = f" (tolerates {a.tolerate})" if a.tolerate else ""
+        out.print(f"  {check.failing:,}{of} rows fail{tolerated}")
+    if check.samples:
+        table = Table(*check.sample_columns, box=None, pad_edge=False, header_style="dim")
+        for row in check.samples:
+            table.add_row(*(escape("NULL" if v is None else str(v)) for v in row))
+        out.print(table)
+
+
+def run_json(result: RunResult) -> dict[str, Any]:
+    return {
+        "command": result.command,
+        "env": result.env,
+        "ok": result.ok,
+        "promoted": result.promoted,
+        "deployment_id": result.deployment_id,
+        "duration": round(result.duration, 3),
+        "counts": result.counts,
+        "assertion_counts": result.assertion_counts,
+        "nodes": [
+            {
+                "id": n.node_id,
+                "action": n.action.value if n.action else None,
+                "status": n.status.value,
+                "duration": round(n.duration, 3),
+                "rows": n.rows,
+                "message": n.message,
+                "warnings": list(n.warnings),
+                "assertions": [
+                    {
+                        "name": c.assertion.name,
+                        "check": c.assertion.text,
+                        "severity": c.assertion.severity,
+                        "location": c.assertion.location,
+                        "outcome": c.outcome.value,
+                        "failing": c.failing,
+                        "total": c.total,
+                        "measured": c.measured,
+                        "sample_columns": list(c.sample_columns),
+                        "samples": [list(r) for r in c.samples],
+                        "message": c.message,
+                    }
+                    for c in n.assertions
+                ],
+            }
+            for n in result.nodes
+        ],
+    }
+
+
+# -- impact ---------------------------------------------------------------------------------------
+
+
+def impact_tree(report: ImpactReport) -> None:
+    root = report.affected[0]
+    tree = Tree(_impact_label(root))
+    shown: set[str] = {root.node_id}
+    by_id = {a.node_id: a for a in report.affected}
+
+    def add(branch: Tree, node_id: str) -> None:
+        for child in sorted(report.children(node_id)):
+            if child in shown:
+                branch.add(f"[dim]{escape(child)} (shown above)[/]")
+                continue
+            shown.add(child)
+            add(branch.add(_impact_label(by_id[child])), child)
+
+    add(tree, root.node_id)
+    out.print(tree)
+    n = len(report.affected) - 1
+    out.print(f"{n} downstream node{'s' if n != 1 else ''} of {escape(report.root)}")
+
+
+def _impact_label(a: Any) -> str:
+    head = f"[bold]{escape(a.node_id)}[/] [dim]{a.kind}, depth {a.depth}, {escape(a.path)}[/]"
+    if not a.assertions:
+        return head + "  [yellow]no assertions[/]"
+    return head + "".join(f"\n  [dim]• {escape(x)}[/]" for x in a.assertions)

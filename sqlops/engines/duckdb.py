@@ -1,0 +1,140 @@
+"""DuckDB, the embedded default engine: one file (or memory), transactional DDL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from sqlops.engines.base import Engine, QueryResult, Relation
+from sqlops.errors import ConfigError, EngineError
+from sqlops.project.config import Target
+
+
+class DuckDBEngine(Engine):
+    dialect = "duckdb"
+    supports_transactional_ddl = True
+    supports_create_or_replace_view = True
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, path: str) -> None:
+        self.con = con
+        self.path = path
+
+    @classmethod
+    def open(cls, target: Target, root: Path) -> DuckDBEngine:
+        raw = str(target.settings.get("path", ":memory:"))
+        path = raw if raw == ":memory:" else str((root / raw).resolve())
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            con = duckdb.connect(path)
+        except duckdb.IOException as exc:
+            text = str(exc)
+            if "lock" in text.lower():
+                holder = text.split("(PID")[-1].split(")")[0].strip() if "PID" in text else ""
+                raise EngineError(
+                    f"the DuckDB file {raw} is in use by another process"
+                    + (f" (PID {holder})" if holder else ""),
+                    hint="DuckDB allows one writer at a time: wait for the other sqlops or "
+                    "close the program that holds the file, then run again",
+                ) from None
+            raise ConfigError(
+                f"cannot open DuckDB file {raw}: {text}",
+                hint=f"check the path of [targets.{target.name}] in sqlops.toml",
+            ) from None
+        except duckdb.Error as exc:
+            raise ConfigError(
+                f"cannot open DuckDB file {raw}: {exc}",
+                hint=f"check the path of [targets.{target.name}] in sqlops.toml",
+            ) from None
+        return cls(con, path)
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        try:
+            self.con.execute(sql, list(params) if params else None)
+        except duckdb.Error as exc:
+            raise EngineError(_message(exc), snippet=_short(sql)) from None
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> QueryResult:
+        try:
+            cursor = self.con.execute(sql, list(params) if params else None)
+            columns = tuple(d[0] for d in cursor.description or ())
+            return QueryResult(columns, cursor.fetchall())
+        except duckdb.Error as exc:
+            raise EngineError(_message(exc), snippet=_short(sql)) from None
+
+    def fork(self) -> DuckDBEngine:
+        return DuckDBEngine(self.con.cursor(), self.path)
+
+    def close(self) -> None:
+        self.con.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self.execute("BEGIN TRANSACTION")
+        try:
+            yield
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        self.execute("COMMIT")
+
+    def columns(self, relation: Relation) -> list[tuple[str, str]] | None:
+        rows = self.query(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+            (relation.schema, relation.name),
+        ).rows
+        return [(str(r[0]), str(r[1])) for r in rows] or None
+
+    def relations(self, schema: str) -> dict[str, str]:
+        rows = self.query(
+            "SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = ?",
+            (schema,),
+        ).rows
+        return {str(r[0]): "view" if r[1] == "VIEW" else "table" for r in rows}
+
+    def _reader(self, path: Path) -> str:
+        literal = "'" + str(path).replace("'", "''") + "'"
+        suffix = path.suffix.lower()
+        if suffix == ".parquet":
+            return f"read_parquet({literal})"
+        if suffix == ".json":
+            return f"read_json_auto({literal})"
+        return f"read_csv({literal}, header = true, auto_detect = true)"
+
+    def file_columns(self, path: Path) -> list[tuple[str, str]]:
+        result = self.query(f"DESCRIBE SELECT * FROM {self._reader(path)}")
+        return [(str(r[0]), str(r[1])) for r in result.rows]
+
+    def load_file(
+        self, relation: Relation, path: Path, columns: Sequence[tuple[str, str | None]]
+    ) -> int:
+        if columns:
+            select = ", ".join(
+                f"CAST({self.ident(name)} AS {ctype}) AS {self.ident(name)}"
+                if ctype
+                else self.ident(name)
+                for name, ctype in columns
+            )
+        else:
+            select = "*"
+        self.create_schema(relation.schema)
+        self.execute(
+            f"CREATE OR REPLACE TABLE {self.quote(relation)} AS "
+            f"SELECT {select} FROM {self._reader(path)}"
+        )
+        return self.row_count(relation)
+
+
+def _message(exc: duckdb.Error) -> str:
+    text = str(exc).strip()
+    return text.split("\n\nLINE")[0] if "\n\nLINE" in text else text
+
+
+def _short(sql: str, limit: int = 600) -> str:
+    sql = sql.strip()
+    return sql if len(sql) <= limit else sql[:limit] + " ..."

@@ -1,0 +1,1 @@
+"""The DAG of nodes, selectors over it, and fingerprints."""

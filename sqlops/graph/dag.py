@@ -1,0 +1,63 @@
+"""A thin wrapper over networkx: topological order, ancestors, descendants, cycles."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
+
+import networkx as nx
+
+from sqlops.errors import ProjectError
+
+if TYPE_CHECKING:
+    from sqlops.project.definition import Node
+
+
+class Graph:
+    """Edges point from an upstream node to the nodes that read it."""
+
+    def __init__(self, nodes: Mapping[str, Node]) -> None:
+        self._g = nx.DiGraph()
+        self._g.add_nodes_from(nodes)
+        for node in nodes.values():
+            for dep in node.depends_on:
+                self._g.add_edge(dep, node.id)
+        try:
+            cycle = nx.find_cycle(self._g)
+        except nx.NetworkXNoCycle:
+            cycle = None
+        if cycle:
+            path = [edge[0] for edge in cycle] + [cycle[0][0]]
+            files = "\n".join(f"  {n}  ({nodes[n].relpath})" for n in path[:-1])
+            raise ProjectError(
+                f"the models form a cycle: {' -> '.join(path)}\n{files}",
+                path=nodes[path[0]].path,
+                hint="a model cannot read itself through other models; break one of these "
+                "references (an assertion's references() counts as one too)",
+            )
+        # lexicographic tie-break: the same project always runs in the same order
+        self._order = list(nx.lexicographical_topological_sort(self._g))
+        self._rank = {n: i for i, n in enumerate(self._order)}
+
+    def __contains__(self, node_id: str) -> bool:
+        return node_id in self._g
+
+    def topological(self, subset: Iterable[str] | None = None) -> list[str]:
+        if subset is None:
+            return list(self._order)
+        return sorted(set(subset), key=self._rank.__getitem__)
+
+    def upstream(self, node_id: str) -> list[str]:
+        return self.topological(self._g.predecessors(node_id))
+
+    def downstream(self, node_id: str) -> list[str]:
+        return self.topological(self._g.successors(node_id))
+
+    def ancestors(self, node_id: str) -> set[str]:
+        return set(nx.ancestors(self._g, node_id))
+
+    def descendants(self, node_id: str) -> set[str]:
+        return set(nx.descendants(self._g, node_id))
+
+    def edges(self) -> list[tuple[str, str]]:
+        return sorted(self._g.edges())

@@ -1,0 +1,1 @@
+"""Impact analysis: what lies downstream of a change, and the assertions that cover it."""

@@ -1,0 +1,1 @@
+"""What to build, what to reuse, what to promote."""

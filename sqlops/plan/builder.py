@@ -1,0 +1,117 @@
+"""Plan a build: for each node in the selection, build a new version, reuse one, or re-test it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from sqlops.engines.base import Relation
+from sqlops.graph.fingerprint import assertions_hash, fingerprints
+from sqlops.plan.relations import physical_relation
+from sqlops.project.definition import Kind, Materialized, Node
+
+if TYPE_CHECKING:
+    from sqlops.project.loader import Project
+    from sqlops.state.store import Deployed, Version
+
+
+class Action(StrEnum):
+    LOAD_SOURCE = "check source"  # load a @location file, check drift, run source assertions
+    BUILD = "build"  # a version that does not exist yet
+    REUSE = "reuse"  # built and tested before, in this or another environment
+    RETEST = "retest"  # built before, but its assertions changed since
+    INLINE = "inline"  # an ephemeral model: nothing to build, its assertions still run
+    TEST = "test"  # a file in tests/
+
+
+@dataclass(frozen=True)
+class Step:
+    node_id: str
+    action: Action
+    fingerprint: str
+    physical: Relation | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    env: str
+    steps: tuple[Step, ...]
+    selected: tuple[str, ...]
+    added: tuple[str, ...]  # ancestors outside the selection that changed, promoted with it
+
+    def step(self, node_id: str) -> Step:
+        return next(s for s in self.steps if s.node_id == node_id)
+
+    @property
+    def to_build(self) -> list[Step]:
+        return [s for s in self.steps if s.action is Action.BUILD]
+
+    @property
+    def promoted(self) -> list[Step]:
+        return [s for s in self.steps if s.physical is not None]
+
+
+def make_plan(
+    project: Project,
+    selected: list[str],
+    env: str,
+    versions: dict[tuple[str, str], Version],
+    deployed: dict[str, Deployed],
+    existing: set[tuple[str, str]],
+) -> Plan:
+    """`existing` holds the (schema, name) of physical relations that are really there."""
+    fps = fingerprints(project)
+    nodes = project.nodes
+    chosen = set(selected)
+    # An ancestor whose current version is not what the environment serves comes along, so that
+    # every view of the environment points at the versions its readers were built from.
+    added: set[str] = set()
+    for node_id in selected:
+        for ancestor in project.graph.ancestors(node_id):
+            node = nodes[ancestor]
+            if ancestor in chosen or not node.is_versioned:
+                continue
+            current = deployed.get(ancestor)
+            if current is None or current.fingerprint != fps[ancestor]:
+                added.add(ancestor)
+    chosen |= added
+    # Sources that feed the selection are checked first, in every build.
+    for node_id in list(chosen):
+        chosen |= {a for a in project.graph.ancestors(node_id) if nodes[a].kind is Kind.SOURCE}
+    # Tests run when everything they read is in the build.
+    if selected:
+        for node in nodes.values():
+            if node.kind is Kind.TEST and node.depends_on and set(node.depends_on) <= chosen:
+                chosen.add(node.id)
+
+    steps: list[Step] = []
+    for node_id in project.graph.topological(chosen):
+        node = nodes[node_id]
+        steps.append(_step(node, fps.get(node_id, ""), versions, existing))
+    return Plan(env, tuple(steps), tuple(selected), tuple(project.graph.topological(added)))
+
+
+def _step(
+    node: Node,
+    fingerprint: str,
+    versions: dict[tuple[str, str], Version],
+    existing: set[tuple[str, str]],
+) -> Step:
+    if node.kind is Kind.SOURCE:
+        return Step(node.id, Action.LOAD_SOURCE, fingerprint, None, "sources are checked first")
+    if node.kind is Kind.TEST:
+        return Step(node.id, Action.TEST, "", None, "standalone assertions")
+    if node.materialized is Materialized.EPHEMERAL:
+        return Step(node.id, Action.INLINE, fingerprint, None, "inlined into its readers")
+    physical = physical_relation(node, fingerprint)
+    version = versions.get((node.id, fingerprint))
+    there = (physical.schema, physical.name) in existing
+    if version is None or not there:
+        return Step(node.id, Action.BUILD, fingerprint, physical, "new version")
+    if version.status != "passed":
+        return Step(node.id, Action.BUILD, fingerprint, physical, "its last build failed")
+    if version.assertions_hash != assertions_hash(node):
+        return Step(node.id, Action.RETEST, fingerprint, physical, "assertions changed")
+    return Step(node.id, Action.REUSE, fingerprint, physical, "built and tested before")

@@ -1,0 +1,123 @@
+"""Which relation each node means in a given build or environment, and SQL compiled against it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from sqlglot import exp
+
+from sqlops.assertions.compile import CompiledAssertion, compile_assertion
+from sqlops.assertions.definition import Assertion
+from sqlops.engines.base import Relation
+from sqlops.errors import SqlopsError
+from sqlops.project.definition import Kind, Materialized, Node
+from sqlops.syntax import TableRef, normalize_name
+
+if TYPE_CHECKING:
+    from sqlops.project.loader import Project
+
+PROD = "prod"
+SANDBOX_PREFIX = "sqlops__"
+_ENV_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+
+def check_env_name(env: str) -> str:
+    if not _ENV_NAME.match(env) or "__" in env:
+        raise SqlopsError(
+            f"`{env}` is not a valid environment name",
+            hint="use lowercase letters, digits and single underscores, starting with a letter "
+            "(e.g. dev, ci, alice)",
+        )
+    return env
+
+
+def physical_relation(node: Node, fingerprint: str) -> Relation:
+    return Relation(f"{SANDBOX_PREFIX}{node.schema}", f"{node.name}__{fingerprint[:12]}")
+
+
+def env_relation(node: Node, env: str) -> Relation:
+    if node.kind is Kind.SOURCE:
+        return Relation(node.schema, node.name)
+    schema = node.schema if env == PROD else f"{node.schema}__{env}"
+    return Relation(schema, node.name)
+
+
+class Relations:
+    """Compiles models and assertions with every node pointed at its relation here.
+
+    `relation_of` gives the relation of a versioned node (a physical table in a build, a view of
+    an environment in `test`); sources are always themselves, ephemeral models are inlined.
+    """
+
+    def __init__(
+        self,
+        project: Project,
+        relation_of: Callable[[Node], Relation],
+        target_dialect: str,
+    ) -> None:
+        self.project = project
+        self.relation_of = relation_of
+        self.target_dialect = target_dialect
+        self._inlined: dict[str, exp.Expr] = {}
+
+    def of(self, node: Node) -> exp.Expr:
+        if node.kind is Kind.SOURCE:
+            return Relation(node.schema, node.name).table()
+        if node.kind is Kind.MODEL and node.materialized is Materialized.EPHEMERAL:
+            if node.id not in self._inlined:
+                self._inlined[node.id] = self.query(node)
+            return self._inlined[node.id]
+        return self.relation_of(node).table()
+
+    def query(self, node: Node) -> exp.Query:
+        """The model's SELECT, reading each upstream node from its relation here."""
+        ast = self.project.ast(node.id)
+        for table in list(ast.find_all(exp.Table)):
+            if not table.args.get("db"):
+                continue  # a CTE name: every real table was rewritten to schema.name on load
+            upstream = self.project.nodes.get(f"{table.db}.{table.name}")
+            if upstream is not None:
+                _swap(table, self.of(upstream))
+        assert isinstance(ast, exp.Query)
+        return ast
+
+    def sql(self, node: Node) -> str:
+        return self.query(node).sql(self.target_dialect, pretty=True)
+
+    def relate(self, owner: Node) -> Callable[[exp.Table], exp.Expr]:
+        dialect = self.project.dialect
+
+        def relate(table: exp.Table) -> exp.Expr:
+            schema = table.args.get("db")
+            ref = TableRef(
+                normalize_name(schema.name, dialect, schema.quoted) if schema else None,
+                normalize_name(table.name, dialect, table.this.quoted),
+                1,
+                1,
+            )
+            found = self.project.resolver.find(
+                ref, owner.schema if owner.kind is Kind.MODEL else None
+            )
+            if not isinstance(found, str):  # validated on load; only reachable for odd input
+                raise SqlopsError(f"cannot resolve `{ref.written}` in an assertion on {owner.id}")
+            return self.of(self.project.nodes[found])
+
+        return relate
+
+    def assertion(self, owner: Node, assertion: Assertion) -> CompiledAssertion:
+        this = None if owner.kind is Kind.TEST else self.of(owner)
+        return compile_assertion(
+            assertion, this, self.relate(owner), self.project.dialect, self.target_dialect
+        )
+
+
+def _swap(table: exp.Table, relation: exp.Expr) -> None:
+    alias = exp.TableAlias(this=exp.to_identifier(table.alias or table.name))
+    if isinstance(relation, exp.Table):
+        replacement: exp.Expr = relation.copy()
+        replacement.set("alias", alias)
+    else:
+        replacement = exp.Subquery(this=relation.copy(), alias=alias)
+    table.replace(replacement)

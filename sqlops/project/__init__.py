@@ -1,0 +1,1 @@
+"""Loading a project: files, sqlops.toml, Jinja, directives and SQL into nodes."""

@@ -1,0 +1,243 @@
+"""sqlops.toml: the project's settings and targets, with ${VAR} read from the environment."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlglot
+from sqlglot.errors import SqlglotError
+
+from sqlops.errors import ConfigError, did_you_mean
+
+CONFIG_FILE = "sqlops.toml"
+ENGINES = ("duckdb", "postgres", "spark")
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a project is built: an engine and its connection settings."""
+
+    name: str
+    engine: str
+    settings: dict[str, Any]
+    threads: int = 1
+
+    @property
+    def dialect(self) -> str:
+        return self.engine
+
+
+@dataclass(frozen=True)
+class ProjectConfig:
+    root: Path
+    name: str
+    dialect: str
+    default_schema: str
+    default_target: str
+    targets: dict[str, Target]
+    vars: dict[str, Any] = field(default_factory=dict)
+    secrets: frozenset[str] = frozenset()
+
+    @property
+    def path(self) -> Path:
+        return self.root / CONFIG_FILE
+
+    def target(self, name: str | None) -> Target:
+        chosen = name or self.default_target
+        if chosen not in self.targets:
+            raise ConfigError(
+                f"no target named `{chosen}`{did_you_mean(chosen, self.targets)}",
+                path=self.path,
+                line=_line_of(self.path, f"[targets.{self.default_target}]"),
+                hint=f"define [targets.{chosen}] or pick one of: {', '.join(sorted(self.targets))}",
+            )
+        return self.targets[chosen]
+
+
+def find_project_root(start: Path) -> Path:
+    """The nearest folder at or above `start` that holds sqlops.toml."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        if (folder / CONFIG_FILE).is_file():
+            return folder
+    raise ConfigError(
+        f"no {CONFIG_FILE} in {start} or any folder above it",
+        hint="run sqlops inside a project, pass --project-dir, or create one with `sqlops init NAME`",
+    )
+
+
+def load_config(root: Path) -> ProjectConfig:
+    path = root / CONFIG_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {CONFIG_FILE}: {exc.strerror}", path=path) from None
+    except UnicodeDecodeError:
+        raise ConfigError("is not valid UTF-8 text", path=path) from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line, col = _toml_position(str(exc))
+        raise ConfigError(
+            f"is not valid TOML: {str(exc).split(' (at')[0]}",
+            path=path,
+            line=line,
+            column=col,
+            hint="check quoting and brackets; see docs/guide.md#sqlopstoml",
+        ) from None
+
+    secrets: set[str] = set()
+    data = _expand(raw, path, text, secrets)
+    project = _table(data, "project", path, text)
+    _known_keys(
+        project, {"name", "dialect", "default_schema", "default_target"}, "project", path, text
+    )
+    name = _string(project, "name", path, text, "project", default=root.name)
+    dialect = _string(project, "dialect", path, text, "project", default="duckdb")
+    try:
+        sqlglot.Dialect.get_or_raise(dialect)
+    except (ValueError, SqlglotError):
+        raise ConfigError(
+            f"unknown SQL dialect `{dialect}`",
+            path=path,
+            line=_line_of(path, "dialect", text),
+            hint="use a sqlglot dialect name such as duckdb, postgres or spark",
+        ) from None
+    default_schema = _string(project, "default_schema", path, text, "project", default="main")
+
+    targets_raw = data.get("targets", {})
+    if not isinstance(targets_raw, dict) or not targets_raw:
+        targets_raw = {"local": {"engine": "duckdb", "path": f"{name}.duckdb"}}
+    targets: dict[str, Target] = {}
+    for tname, settings in targets_raw.items():
+        section = f"targets.{tname}"
+        if not isinstance(settings, dict):
+            raise ConfigError(
+                f"[{section}] must be a table", path=path, line=_line_of(path, tname, text)
+            )
+        engine = _string(settings, "engine", path, text, section, default="duckdb")
+        if engine not in ENGINES:
+            raise ConfigError(
+                f"[{section}] has unknown engine `{engine}`{did_you_mean(engine, ENGINES)}",
+                path=path,
+                line=_line_of(path, f"[{section}]", text),
+                hint=f"engine is one of: {', '.join(ENGINES)}",
+            )
+        threads = settings.get("threads", 1)
+        if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+            raise ConfigError(
+                f"[{section}] threads must be a whole number >= 1",
+                path=path,
+                line=_line_of(path, "threads", text),
+            )
+        rest = {k: v for k, v in settings.items() if k not in ("engine", "threads")}
+        targets[tname] = Target(name=tname, engine=engine, settings=rest, threads=threads)
+
+    default_target = _string(
+        project, "default_target", path, text, "project", default=next(iter(targets))
+    )
+    if default_target not in targets:
+        raise ConfigError(
+            f"default_target `{default_target}` is not defined{did_you_mean(default_target, targets)}",
+            path=path,
+            line=_line_of(path, "default_target", text),
+            hint=f"add [targets.{default_target}] or use one of: {', '.join(sorted(targets))}",
+        )
+    variables = data.get("vars", {})
+    if not isinstance(variables, dict):
+        raise ConfigError("[vars] must be a table", path=path, line=_line_of(path, "vars", text))
+    return ProjectConfig(
+        root=root,
+        name=name,
+        dialect=dialect,
+        default_schema=default_schema,
+        default_target=default_target,
+        targets=targets,
+        vars=variables,
+        secrets=frozenset(s for s in secrets if s),
+    )
+
+
+def _expand(value: Any, path: Path, text: str, secrets: set[str]) -> Any:
+    """Replace ${VAR} and ${VAR:-default} in every string, remembering values as secrets."""
+    if isinstance(value, dict):
+        return {k: _expand(v, path, text, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, path, text, secrets) for v in value]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        var, default = match.group(1), match.group(2)
+        found = os.environ.get(var)
+        if found is None:
+            if default is not None:
+                return default
+            raise ConfigError(
+                f"environment variable {var} is not set",
+                path=path,
+                line=_line_of(path, match.group(0), text),
+                hint=f"export {var}=... before running sqlops, or write ${{{var}:-default}}",
+            )
+        secrets.add(found)
+        return found
+
+    return _VAR.sub(substitute, value)
+
+
+def _table(data: dict[str, Any], key: str, path: Path, text: str) -> dict[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"[{key}] must be a table", path=path, line=_line_of(path, key, text))
+    return value
+
+
+def _known_keys(
+    table: dict[str, Any], known: set[str], section: str, path: Path, text: str
+) -> None:
+    for key in table:
+        if key not in known:
+            raise ConfigError(
+                f"unknown setting `{key}` in [{section}]{did_you_mean(key, known)}",
+                path=path,
+                line=_line_of(path, key, text),
+                hint=f"[{section}] takes: {', '.join(sorted(known))}",
+            )
+
+
+def _string(
+    table: dict[str, Any], key: str, path: Path, text: str, section: str, *, default: str
+) -> str:
+    value = table.get(key, default)
+    if not isinstance(value, str) or not value:
+        raise ConfigError(
+            f"[{section}] {key} must be a non-empty string",
+            path=path,
+            line=_line_of(path, key, text),
+        )
+    return value
+
+
+def _line_of(path: Path, needle: str, text: str | None = None) -> int | None:
+    if text is None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+    for number, line in enumerate(text.splitlines(), start=1):
+        if needle in line:
+            return number
+    return None
+
+
+def _toml_position(message: str) -> tuple[int | None, int | None]:
+    match = re.search(r"at line (\d+), column (\d+)", message)
+    if not match:
+        return None, None
+    return int(match.group(1)), int(match.group(2))

@@ -1,0 +1,71 @@
+"""The things a project is made of: models, sources, seeds and standalone tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from sqlops.assertions.definition import Assertion
+from sqlops.syntax import TableRef
+
+
+class Kind(StrEnum):
+    MODEL = "model"
+    SOURCE = "source"
+    SEED = "seed"
+    TEST = "test"
+
+
+class Materialized(StrEnum):
+    TABLE = "table"
+    VIEW = "view"
+    EPHEMERAL = "ephemeral"
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class Node:
+    """One vertex of the graph. `id` is the relation name (`schema.name`) or `test:<name>`."""
+
+    id: str
+    kind: Kind
+    schema: str
+    name: str
+    path: Path
+    relpath: str
+    sql: str = ""
+    materialized: Materialized = Materialized.TABLE
+    description: str | None = None
+    tags: tuple[str, ...] = ()
+    owner: str | None = None
+    location: str | None = None
+    assertions: tuple[Assertion, ...] = ()
+    refs: tuple[TableRef, ...] = ()
+    depends_on: tuple[str, ...] = ()
+    columns: tuple[Column, ...] | None = None
+    canonical: str = ""
+    content_hash: str = ""
+    extra: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def relation(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+    @property
+    def column_names(self) -> tuple[str, ...] | None:
+        return None if self.columns is None else tuple(c.name for c in self.columns)
+
+    @property
+    def is_versioned(self) -> bool:
+        """Models and seeds get fingerprinted physical relations; sources and tests do not."""
+        return self.kind in (Kind.MODEL, Kind.SEED) and self.materialized != Materialized.EPHEMERAL
+
+    def where(self, line: int | None = None) -> str:
+        return f"{self.relpath}:{line}" if line else self.relpath

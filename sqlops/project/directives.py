@@ -1,0 +1,129 @@
+"""The pre-pass over comments: find `-- @keyword text` and `/* @keyword text */` directives.
+
+Directives are lifted out of the file before Jinja and sqlglot see it, and replaced by blanks of the
+same shape, so every line and column in the remaining SQL is still where it was in the file.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlops.errors import ProjectError, did_you_mean, snippet_at
+
+KEYWORDS = (
+    "assert",
+    "warn",
+    "description",
+    "materialized",
+    "tags",
+    "owner",
+    "unique_key",
+    "location",
+)
+_DIRECTIVE = re.compile(r"\s*@([A-Za-z_]\w*)")
+
+
+@dataclass(frozen=True)
+class Directive:
+    keyword: str
+    text: str
+    line: int
+    column: int
+    block: bool
+
+
+@dataclass(frozen=True)
+class Scanned:
+    directives: tuple[Directive, ...]
+    body: str
+
+
+def scan(text: str, path: Path) -> Scanned:
+    """Split a file into its directives and its body (the SQL, with directives blanked)."""
+    out = list(text)
+    directives: list[Directive] = []
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        two = text[i : i + 2]
+        if ch in ("'", '"'):
+            i = _skip_quoted(text, i, ch)
+        elif two in ("{{", "{%", "{#"):
+            end = text.find({"{{": "}}", "{%": "%}", "{#": "#}"}[two], i + 2)
+            i = n if end < 0 else end + 2
+        elif two == "--":
+            end = text.find("\n", i)
+            end = n if end < 0 else end
+            _take(text, path, i, i + 2, end, end, False, directives, out)
+            i = end
+        elif two == "/*":
+            end = text.find("*/", i + 2)
+            if end < 0:
+                line, col = _position(text, i)
+                raise ProjectError(
+                    "block comment is never closed",
+                    path=path,
+                    line=line,
+                    column=col,
+                    snippet=snippet_at(text, line, col),
+                    hint="close it with */",
+                )
+            _take(text, path, i, i + 2, end, end + 2, True, directives, out)
+            i = end + 2
+        else:
+            i += 1
+    return Scanned(tuple(directives), "".join(out))
+
+
+def _take(
+    text: str,
+    path: Path,
+    start: int,
+    inner_start: int,
+    inner_end: int,
+    end: int,
+    block: bool,
+    directives: list[Directive],
+    out: list[str],
+) -> None:
+    inner = text[inner_start:inner_end]
+    match = _DIRECTIVE.match(inner)
+    if not match:
+        return
+    keyword = match.group(1).lower()
+    line, col = _position(text, start)
+    if keyword not in KEYWORDS:
+        raise ProjectError(
+            f"unknown directive @{match.group(1)}{did_you_mean(keyword, KEYWORDS)}",
+            path=path,
+            line=line,
+            column=col,
+            snippet=snippet_at(text, line, col),
+            hint=f"directives are @{', @'.join(KEYWORDS)}; "
+            "a comment that is not a directive must not start with @",
+        )
+    body = inner[match.end() :]
+    directives.append(Directive(keyword, body.strip(), line, col, block))
+    for k in range(start, end):
+        if out[k] != "\n":
+            out[k] = " "
+
+
+def _skip_quoted(text: str, i: int, quote: str) -> int:
+    j = i + 1
+    while j < len(text):
+        if text[j] == quote:
+            if text[j + 1 : j + 2] == quote:
+                j += 2
+                continue
+            return j + 1
+        j += 1
+    return j
+
+
+def _position(text: str, offset: int) -> tuple[int, int]:
+    line = text.count("\n", 0, offset) + 1
+    column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    return line, column

@@ -1,0 +1,574 @@
+"""Load a project folder into nodes: find files, render, parse, resolve names, infer columns."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from sqlglot import exp
+from sqlglot.errors import SqlglotError
+from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
+from sqlglot.optimizer.qualify import qualify
+
+from sqlops.assertions.definition import Assertion, CheckKind
+from sqlops.assertions.parse import ParsedAssertion, parse_assertion
+from sqlops.errors import ProjectError, did_you_mean, snippet_at
+from sqlops.graph.dag import Graph
+from sqlops.project.cache import ParseCache, content_key
+from sqlops.project.config import ProjectConfig, Target, find_project_root, load_config
+from sqlops.project.definition import Column, Kind, Materialized, Node
+from sqlops.project.directives import Directive, scan
+from sqlops.project.resolve import Resolver
+from sqlops.project.templating import Renderer, TargetInfo
+from sqlops.syntax import TableRef, normalize_name, parse_statements, table_refs
+
+CACHE_DIR = ".sqlops"
+
+
+@dataclass
+class Project:
+    """A loaded project: config, target, nodes in a graph, and each query's parsed SQL."""
+
+    config: ProjectConfig
+    target: Target
+    nodes: dict[str, Node]
+    graph: Graph
+    resolver: Resolver
+    asts: dict[str, exp.Expr] = field(repr=False)
+    cache_hits: int = 0
+    cache_misses: int = 0
+
+    @property
+    def root(self) -> Path:
+        return self.config.root
+
+    @property
+    def dialect(self) -> str:
+        return self.config.dialect
+
+    def ast(self, node_id: str) -> exp.Expr:
+        """A fresh copy of a node's query, with every table named `schema.name` of its node."""
+        return self.asts[node_id].copy()
+
+    def node(self, node_id: str) -> Node:
+        return self.nodes[node_id]
+
+
+@dataclass
+class _Parsed:
+    node: Node
+    text: str
+    ast: exp.Expr | None
+    refs: list[TableRef]
+    ref_tables: list[exp.Table]
+    assertions: list[ParsedAssertion]
+
+
+def load_project(start: Path, target_name: str | None = None, *, use_cache: bool = True) -> Project:
+    root = find_project_root(start)
+    config = load_config(root)
+    target = config.target(target_name)
+    cache = ParseCache(root / CACHE_DIR / "cache" if use_cache else None)
+    loader = _Loader(config, target, cache)
+    project = loader.load()
+    cache.save()
+    project.cache_hits, project.cache_misses = cache.hits, cache.misses
+    return project
+
+
+class _Loader:
+    def __init__(self, config: ProjectConfig, target: Target, cache: ParseCache) -> None:
+        self.config = config
+        self.root = config.root
+        self.dialect = config.dialect
+        self.target = target
+        self.cache = cache
+        self.default_schema = self._norm(config.default_schema)
+        macro_files = [(p, _read(p, self.root)) for p in _files(self.root / "macros", ".sql")]
+        self.renderer = Renderer(
+            config.vars, TargetInfo(target.name, target.engine, self.default_schema), macro_files
+        )
+
+    def _norm(self, name: str) -> str:
+        return normalize_name(name, self.dialect)
+
+    def _relpath(self, path: Path) -> str:
+        return str(path.relative_to(self.root))
+
+    def load(self) -> Project:
+        parsed: list[_Parsed] = []
+        for path in _files(self.root / "models", ".sql"):
+            parsed.append(self._model(path))
+        for path in _files(self.root / "sources", ".sql"):
+            parsed.append(self._source(path))
+        for path in _files(self.root / "seeds", ".csv"):
+            parsed.append(self._seed(path))
+        for path in _files(self.root / "tests", ".sql"):
+            parsed.append(self._test(path))
+
+        by_id: dict[str, _Parsed] = {}
+        for item in parsed:
+            other = by_id.get(item.node.id)
+            if other is not None:
+                raise ProjectError(
+                    f"{item.node.kind.value} `{item.node.id}` is also defined by {other.node.relpath}",
+                    path=item.node.path,
+                    hint="each relation may be defined once; rename or move one of the files",
+                )
+            by_id[item.node.id] = item
+
+        resolver = Resolver(p.node for p in parsed)
+        nodes: dict[str, Node] = {}
+        asts: dict[str, exp.Expr] = {}
+        for item in parsed:
+            node = item.node
+            deps: list[str] = []
+            for table, ref in zip(item.ref_tables, item.refs, strict=True):
+                target_id = resolver.resolve(ref, node, item.text)
+                if target_id != node.id:
+                    deps.append(target_id)
+                _point_at(table, by_id[target_id].node)
+            assertions = []
+            for pa in item.assertions:
+                for ref in pa.refs:
+                    target_id = resolver.resolve(ref, node, item.text)
+                    if target_id != node.id:
+                        deps.append(target_id)
+                assertions.append(replace(pa.assertion, owner=node.id))
+            nodes[node.id] = replace(
+                node, depends_on=tuple(dict.fromkeys(deps)), assertions=tuple(assertions)
+            )
+            if item.ast is not None:
+                asts[node.id] = item.ast
+
+        graph = Graph(nodes)
+        for node_id in graph.topological():
+            node = nodes[node_id]
+            item = by_id[node_id]
+            if node.kind is Kind.MODEL:
+                columns = self._columns(node, asts[node_id], nodes)
+                canonical = normalize_identifiers(asts[node_id].copy(), dialect=self.dialect).sql(
+                    self.dialect, comments=False
+                )
+                node = replace(node, columns=columns, canonical=canonical)
+                nodes[node_id] = node
+            self._validate_assertions(node, item, nodes, resolver)
+        return Project(self.config, self.target, nodes, graph, resolver, asts)
+
+    # -- one file of each kind --------------------------------------------------------------
+
+    def _split(self, path: Path, folder: str) -> tuple[str, str]:
+        parts = path.relative_to(self.root / folder).parts
+        schema = self._norm(parts[0]) if len(parts) > 1 else self.default_schema
+        return schema, self._norm(path.stem)
+
+    def _model(self, path: Path) -> _Parsed:
+        text = _read(path, self.root)
+        schema, name = self._split(path, "models")
+        node = Node(
+            id=f"{schema}.{name}",
+            kind=Kind.MODEL,
+            schema=schema,
+            name=name,
+            path=path,
+            relpath=self._relpath(path),
+            content_hash=_hash(text),
+        )
+        scanned = scan(text, path)
+        node, parsed_assertions = self._directives(node, scanned.directives, text)
+        statements = self._parse(scanned.body, node, text)
+        if not statements:
+            raise ProjectError(
+                "the model has no SQL",
+                path=path,
+                hint="a model file holds one SELECT (CTEs welcome)",
+            )
+        if len(statements) > 1 or not isinstance(statements[0], exp.Query):
+            kind = type(statements[0] if len(statements) == 1 else statements[1]).__name__.upper()
+            raise ProjectError(
+                f"a model is exactly one SELECT; found {len(statements)} statement(s), "
+                f"the {'first' if len(statements) == 1 else 'second'} a {kind}",
+                path=path,
+                hint="keep one SELECT per model file; put DDL for raw tables in sources/",
+            )
+        ast = statements[0]
+        tables = table_refs(ast, 0, self.dialect)
+        return _Parsed(
+            node,
+            text,
+            ast,
+            [r for _, r in tables],
+            [t for t, _ in tables],
+            parsed_assertions,
+        )
+
+    def _source(self, path: Path) -> _Parsed:
+        text = _read(path, self.root)
+        schema, name = self._split(path, "sources")
+        node = Node(
+            id=f"{schema}.{name}",
+            kind=Kind.SOURCE,
+            schema=schema,
+            name=name,
+            path=path,
+            relpath=self._relpath(path),
+            content_hash=_hash(text),
+        )
+        scanned = scan(text, path)
+        node, parsed_assertions = self._directives(node, scanned.directives, text)
+        statements = self._parse(scanned.body, node, text)
+        create = statements[0] if len(statements) == 1 else None
+        if not isinstance(create, exp.Create) or not isinstance(create.this, exp.Schema):
+            raise ProjectError(
+                "a source declares its table with one CREATE TABLE statement",
+                path=path,
+                hint=f"write CREATE TABLE {schema}.{name} (id INTEGER, ...) with every column",
+            )
+        table = create.this.this
+        declared = (
+            self._norm(table.db) if table.db else schema,
+            normalize_name(table.name, self.dialect, table.this.quoted),
+        )
+        if declared != (schema, name):
+            raise ProjectError(
+                f"declares `{declared[0]}.{declared[1]}` but its path makes it `{schema}.{name}`",
+                path=path,
+                hint=f"rename the file to sources/{declared[0]}/{declared[1]}.sql "
+                "or fix the CREATE TABLE name",
+            )
+        columns = tuple(
+            Column(
+                col.name,
+                col.args["kind"].sql(self.dialect) if col.args.get("kind") else None,
+                " ".join(c.strip() for c in col.comments or []) or None,
+            )
+            for col in create.this.expressions
+            if isinstance(col, exp.ColumnDef)
+        )
+        if not columns:
+            raise ProjectError(
+                "the source declares no columns", path=path, hint="list its columns with types"
+            )
+        canonical = create.sql(self.dialect, comments=False)
+        node = replace(node, columns=columns, canonical=canonical, sql=canonical)
+        if node.location is not None:
+            location = (self.root / node.location).resolve()
+            line = next((d.line for d in scanned.directives if d.keyword == "location"), None)
+            if not location.is_file():
+                raise ProjectError(
+                    f"@location file `{node.location}` does not exist",
+                    path=path,
+                    line=line,
+                    snippet=snippet_at(text, line) if line else None,
+                    hint="the path is relative to the project folder (where sqlops.toml is)",
+                )
+            if location.suffix.lower() not in (".csv", ".parquet", ".json", ".tsv"):
+                raise ProjectError(
+                    f"@location `{node.location}` is not a .csv, .tsv, .json or .parquet file",
+                    path=path,
+                    line=line,
+                )
+        return _Parsed(node, text, None, [], [], parsed_assertions)
+
+    def _seed(self, path: Path) -> _Parsed:
+        raw = path.read_bytes()
+        schema, name = self._split(path, "seeds")
+        try:
+            header = next(csv.reader(raw.decode("utf-8-sig").splitlines()), [])
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise ProjectError(f"cannot read the seed as CSV: {exc}", path=path, line=1) from None
+        names = [h.strip() for h in header]
+        if not names or any(not h for h in names):
+            raise ProjectError(
+                "the seed's first line must name every column",
+                path=path,
+                line=1,
+                hint="add a header row such as `id,name,amount`",
+            )
+        seen: set[str] = set()
+        for h in names:
+            key = self._norm(h)
+            if key in seen:
+                raise ProjectError(f"column `{h}` appears twice in the header", path=path, line=1)
+            seen.add(key)
+        node = Node(
+            id=f"{schema}.{name}",
+            kind=Kind.SEED,
+            schema=schema,
+            name=name,
+            path=path,
+            relpath=self._relpath(path),
+            columns=tuple(Column(h) for h in names),
+            content_hash=hashlib.sha256(raw).hexdigest(),
+        )
+        return _Parsed(replace(node, canonical=f"seed {node.content_hash}"), "", None, [], [], [])
+
+    def _test(self, path: Path) -> _Parsed:
+        text = _read(path, self.root)
+        name = self._norm(str(path.relative_to(self.root / "tests").with_suffix("")))
+        node = Node(
+            id=f"test:{name}",
+            kind=Kind.TEST,
+            schema="",
+            name=name,
+            path=path,
+            relpath=self._relpath(path),
+            content_hash=_hash(text),
+        )
+        scanned = scan(text, path)
+        node, parsed_assertions = self._directives(node, scanned.directives, text)
+        body = self.renderer.render(scanned.body, path, None)
+        if body.strip():
+            first_line = len(body) - len(body.lstrip("\n \t"))
+            line = body.count("\n", 0, first_line) + 1
+            parsed_assertions.append(
+                parse_assertion(
+                    f"{name}: {body.strip()}",
+                    blocking=True,
+                    path=path,
+                    relpath=node.relpath,
+                    line=line,
+                    file_text=text,
+                    dialect=self.dialect,
+                    standalone=True,
+                )
+            )
+        if not parsed_assertions:
+            raise ProjectError(
+                "the test file has no assertions",
+                path=path,
+                hint="add `-- @assert (SELECT ...) = (SELECT ...)` lines or a SELECT "
+                "returning the rows that break the rule",
+            )
+        return _Parsed(node, text, None, [], [], parsed_assertions)
+
+    # -- shared steps --------------------------------------------------------------------------
+
+    def _parse(self, body: str, node: Node, text: str) -> list[exp.Expr]:
+        rendered = self.renderer.render(body, node.path, node.relation)
+        key = content_key("parse", self.dialect, rendered)
+        cached = self.cache.get(key)
+        if cached is not None:
+            return [e.copy() for e in cached]
+        statements = parse_statements(rendered, self.dialect, node.path, text)
+        self.cache.put(key, [e.copy() for e in statements])
+        return statements
+
+    def _directives(
+        self, node: Node, directives: tuple[Directive, ...], text: str
+    ) -> tuple[Node, list[ParsedAssertion]]:
+        assertions: list[ParsedAssertion] = []
+        description: list[str] = []
+        tags: list[str] = []
+        changes: dict[str, object] = {}
+        for d in directives:
+
+            def fail(message: str, hint: str, d: Directive = d) -> ProjectError:
+                return ProjectError(
+                    message,
+                    path=node.path,
+                    line=d.line,
+                    column=d.column,
+                    snippet=snippet_at(text, d.line, d.column),
+                    hint=hint,
+                )
+
+            if d.keyword in ("assert", "warn"):
+                if node.kind is Kind.SEED:
+                    continue
+                this = node.relation if node.kind is not Kind.TEST else None
+                rendered = self.renderer.render(d.text, node.path, this)
+                assertions.append(
+                    parse_assertion(
+                        rendered,
+                        blocking=d.keyword == "assert",
+                        path=node.path,
+                        relpath=node.relpath,
+                        line=d.line,
+                        file_text=text,
+                        dialect=self.dialect,
+                        standalone=node.kind is Kind.TEST,
+                    )
+                )
+            elif node.kind is Kind.TEST:
+                raise fail(
+                    f"@{d.keyword} has no meaning in a test file",
+                    "tests/ files hold only @assert and @warn directives",
+                )
+            elif d.keyword == "description":
+                description.append(d.text)
+            elif d.keyword == "tags":
+                tags += [t for t in d.text.replace(",", " ").split() if t]
+            elif d.keyword == "owner":
+                changes["owner"] = d.text
+            elif d.keyword == "materialized":
+                if node.kind is not Kind.MODEL:
+                    raise fail("only models have @materialized", "remove the directive")
+                value = d.text.strip().lower()
+                if value == "incremental":
+                    raise fail(
+                        "@materialized incremental is not supported yet",
+                        "use table (the default), view or ephemeral",
+                    )
+                try:
+                    changes["materialized"] = Materialized(value)
+                except ValueError:
+                    raise fail(
+                        f"unknown materialization `{d.text}`"
+                        f"{did_you_mean(value, [m.value for m in Materialized])}",
+                        "use table (the default), view or ephemeral",
+                    ) from None
+            elif d.keyword == "location":
+                if node.kind is not Kind.SOURCE:
+                    raise fail("only sources have @location", "move it to a file in sources/")
+                if not d.text:
+                    raise fail("@location needs a file path", "e.g. -- @location data/orders.csv")
+                changes["location"] = d.text
+            elif d.keyword == "unique_key":
+                changes["extra"] = {"unique_key": d.text}
+        if description:
+            changes["description"] = " ".join(description)
+        if tags:
+            changes["tags"] = tuple(dict.fromkeys(tags))
+        return replace(node, **changes), assertions  # type: ignore[arg-type]
+
+    def _columns(
+        self, node: Node, ast: exp.Expr, nodes: dict[str, Node]
+    ) -> tuple[Column, ...] | None:
+        schema: dict[str, object] = {}
+        for dep in node.depends_on:
+            upstream = nodes[dep]
+            if upstream.columns is None:
+                return None
+            tables = schema.setdefault(upstream.schema, {})
+            assert isinstance(tables, dict)
+            tables[upstream.name] = {
+                c.name: c.type or "UNKNOWN" for c in upstream.columns
+            }
+        key = content_key("columns", self.dialect, ast.sql(self.dialect), json.dumps(schema))
+        cached = self.cache.get(key)
+        if cached is not None:
+            return tuple(cached)
+        try:
+            qualified = qualify(
+                ast.copy(),
+                schema=schema,
+                dialect=self.dialect,
+                validate_qualify_columns=False,
+                quote_identifiers=False,
+            )
+        except (SqlglotError, KeyError, ValueError):
+            return None
+        assert isinstance(qualified, exp.Query)
+        outer = qualified
+        while isinstance(outer, exp.SetOperation):
+            outer = outer.left
+        if not isinstance(outer, exp.Select) or any(
+            isinstance(s, exp.Star) or (isinstance(s, exp.Column) and s.is_star)
+            for s in outer.selects
+        ):
+            return None
+        descriptions = _select_comments(ast)
+        columns = tuple(
+            Column(name, None, descriptions.get(i)) for i, name in enumerate(outer.named_selects)
+        )
+        self.cache.put(key, list(columns))
+        return columns
+
+    def _validate_assertions(
+        self, node: Node, item: _Parsed, nodes: dict[str, Node], resolver: Resolver
+    ) -> None:
+        known = node.column_names
+        for pa in item.assertions:
+            a = pa.assertion
+            if known is not None and node.kind is not Kind.TEST:
+                _check_columns(
+                    node.path, pa.checked_columns, known, node, a, item.text, self.dialect
+                )
+            if a.kind is CheckKind.REFERENCES and a.target and a.target_column:
+                schema, _, model = a.target.rpartition(".")
+                ref = TableRef(self._norm(schema) if schema else None, self._norm(model), a.line, 1)
+                target = nodes[resolver.resolve(ref, node, item.text)]
+                if target.column_names is not None:
+                    _check_columns(
+                        node.path,
+                        (a.target_column,),
+                        target.column_names,
+                        target,
+                        a,
+                        item.text,
+                        self.dialect,
+                    )
+
+
+def _check_columns(
+    path: Path,
+    names: tuple[str, ...],
+    known: tuple[str, ...],
+    node: Node,
+    assertion: Assertion,
+    text: str,
+    dialect: str,
+) -> None:
+    folded = {normalize_name(k, dialect): k for k in known}
+    for name in names:
+        if normalize_name(name, dialect) not in folded:
+            raise ProjectError(
+                f"unknown column `{name}` in assertion on {node.id}{did_you_mean(name, known)}",
+                path=path,
+                line=assertion.line,
+                snippet=snippet_at(text, assertion.line),
+                hint=f"{node.id} has columns: {', '.join(known)}",
+            )
+
+
+def _point_at(table: exp.Table, node: Node) -> None:
+    """Rewrite a table reference to the node's `schema.name`, keeping what it was called."""
+    alias = table.alias
+    written = table.name
+    table.set("this", exp.to_identifier(node.name))
+    table.set("db", exp.to_identifier(node.schema))
+    table.set("catalog", None)
+    if not alias:
+        table.set("alias", exp.TableAlias(this=exp.to_identifier(written)))
+
+
+def _select_comments(ast: exp.Expr) -> dict[int, str]:
+    outer = ast
+    while isinstance(outer, exp.SetOperation):
+        outer = outer.left
+    if not isinstance(outer, exp.Select):
+        return {}
+    return {
+        i: " ".join(c.strip() for c in s.comments)
+        for i, s in enumerate(outer.selects)
+        if s.comments
+    }
+
+
+def _files(folder: Path, suffix: str) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(
+        p
+        for p in folder.rglob(f"*{suffix}")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
+
+
+def _read(path: Path, root: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProjectError(
+            f"is not UTF-8 text (byte {exc.start})", path=path, hint="save the file as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise ProjectError(f"cannot read: {exc.strerror}", path=path) from None
+
+
+def _hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()

@@ -1,0 +1,48 @@
+"""`sqlops init`: copy the project template into a new folder."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import sqlops
+from sqlops.errors import SqlopsError
+
+_PLACEHOLDER = "__PROJECT_NAME__"
+_SUBSTITUTED = ("sqlops.toml", "README.md")
+
+
+def template_dir() -> Path:
+    package = Path(sqlops.__file__).parent
+    for candidate in (package / "project_template", package.parent / "project_template"):
+        if (candidate / "sqlops.toml").is_file():
+            return candidate
+    raise SqlopsError("the project template is missing from this installation of sqlops")
+
+
+def scaffold(folder: Path, engine: str) -> Path:
+    if engine != "duckdb":
+        raise SqlopsError(
+            f"engine `{engine}` is not available for new projects yet",
+            hint="use --engine duckdb (the default)",
+        )
+    folder = folder.resolve()
+    if folder.exists():
+        raise SqlopsError(
+            f"{folder} already exists; sqlops init never overwrites",
+            hint="pick a new folder name, or remove the existing folder first",
+        )
+    name = folder.name
+    if not name.replace("_", "").replace("-", "").isalnum():
+        raise SqlopsError(
+            f"`{name}` is not a good project name",
+            hint="use letters, digits, - and _ (e.g. shop, sales_mart)",
+        )
+    shutil.copytree(
+        template_dir(), folder, ignore=shutil.ignore_patterns("*.duckdb", "*.wal", ".sqlops")
+    )
+    for relpath in _SUBSTITUTED:
+        path = folder / relpath
+        if path.is_file():
+            path.write_text(path.read_text(encoding="utf-8").replace(_PLACEHOLDER, name))
+    return folder

@@ -1,0 +1,162 @@
+"""Jinja, sandboxed: `var`, `env_var`, `target`, `this`, `ref`, `source` and the project's macros."""
+
+from __future__ import annotations
+
+import os
+import re
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+
+from sqlops.errors import ProjectError, snippet_at
+
+_NEEDS_JINJA = re.compile(r"\{[{%#]")
+
+
+@dataclass(frozen=True)
+class TargetInfo:
+    """What templates see as `target`."""
+
+    name: str
+    engine: str
+    schema: str
+
+
+class _Loader(jinja2.BaseLoader):
+    def __init__(self) -> None:
+        self.sources: dict[str, str] = {}
+
+    def get_source(
+        self, environment: jinja2.Environment, template: str
+    ) -> tuple[str, str | None, Callable[[], bool] | None]:
+        if template not in self.sources:
+            raise jinja2.TemplateNotFound(template)
+        return self.sources[template], template, lambda: True
+
+
+class Renderer:
+    """Renders model, source, test and assertion text; one per project load."""
+
+    def __init__(
+        self,
+        variables: dict[str, Any],
+        target: TargetInfo,
+        macro_files: list[tuple[Path, str]],
+    ) -> None:
+        self._loader = _Loader()
+        self.env = SandboxedEnvironment(
+            loader=self._loader,
+            undefined=jinja2.StrictUndefined,
+            autoescape=False,
+            keep_trailing_newline=True,
+            cache_size=0,
+        )
+        self.variables = variables
+        self.env.globals.update(
+            var=self._var,
+            env_var=_env_var,
+            target=target,
+            is_incremental=lambda: False,
+            ref=_ref,
+            source=_source,
+        )
+        self.macro_names: dict[str, Path] = {}
+        for path, text in macro_files:
+            module = self._module(path, text)
+            for name in dir(module):
+                if name.startswith("_"):
+                    continue
+                macro = getattr(module, name)
+                if isinstance(macro, jinja2.runtime.Macro):
+                    self.env.globals[name] = macro
+                    self.macro_names[name] = path
+
+    def render(self, text: str, path: Path, this: str | None) -> str:
+        if not _NEEDS_JINJA.search(text):
+            return text
+        name = str(path)
+        self._loader.sources[name] = text
+        try:
+            template = self.env.get_template(name)
+            return template.render(this=this) if this else template.render()
+        except jinja2.TemplateSyntaxError as exc:
+            raise _error(exc.message or str(exc), path, text, exc.lineno) from None
+        except Exception as exc:  # any error raised while a user's template runs
+            raise _error(_describe(exc), path, text, _template_line(exc, name), exc) from None
+        finally:
+            self._loader.sources.pop(name, None)
+
+    def _module(self, path: Path, text: str) -> Any:
+        name = str(path)
+        self._loader.sources[name] = text
+        try:
+            return self.env.get_template(name).module
+        except jinja2.TemplateSyntaxError as exc:
+            raise _error(exc.message or str(exc), path, text, exc.lineno) from None
+        except Exception as exc:
+            raise _error(_describe(exc), path, text, _template_line(exc, name), exc) from None
+
+    def _var(self, name: str, default: Any = None) -> Any:
+        if name in self.variables:
+            return self.variables[name]
+        if default is not None:
+            return default
+        raise ProjectError(
+            f"var('{name}') is not defined",
+            hint=f'add {name} = "..." under [vars] in sqlops.toml, or give a default: '
+            f"var('{name}', 'value')",
+        )
+
+
+def _env_var(name: str, default: str | None = None) -> str:
+    value = os.environ.get(name, default)
+    if value is None:
+        raise ProjectError(
+            f"env_var('{name}') is not set",
+            hint=f"export {name}=... or give a default: env_var('{name}', 'value')",
+        )
+    return value
+
+
+def _ref(name: str, second: str | None = None) -> str:
+    return f"{name}.{second}" if second else name
+
+
+def _source(schema: str, name: str) -> str:
+    return f"{schema}.{name}"
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ProjectError):
+        return exc.message
+    if isinstance(exc, jinja2.UndefinedError):
+        return f"Jinja: {exc.message}"
+    if isinstance(exc, jinja2.exceptions.SecurityError):
+        return f"Jinja sandbox refused: {exc}"
+    return f"Jinja: {type(exc).__name__}: {exc}"
+
+
+def _template_line(exc: BaseException, name: str) -> int | None:
+    line = None
+    for frame, lineno in traceback.walk_tb(exc.__traceback__):
+        if frame.f_code.co_filename == name:
+            line = lineno
+    return line
+
+
+def _error(
+    message: str, path: Path, text: str, line: int | None, cause: BaseException | None = None
+) -> ProjectError:
+    hint = cause.hint if isinstance(cause, ProjectError) and cause.hint else None
+    return ProjectError(
+        message,
+        path=path,
+        line=line,
+        snippet=snippet_at(text, line) if line else None,
+        hint=hint or "fix the Jinja expression; see docs/guide.md#jinja",
+    )

@@ -1,0 +1,1 @@
+"""The executor: runs a plan in DAG order, asserts, and promotes."""

@@ -1,0 +1,57 @@
+"""Run compiled assertions and read their one result row shape into AssertionResults."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlops.errors import EngineError
+from sqlops.run.results import AssertionResult, Outcome
+
+if TYPE_CHECKING:
+    from sqlops.engines.base import Engine
+    from sqlops.plan.relations import Relations
+    from sqlops.project.definition import Node
+
+
+def run_assertions(engine: Engine, relations: Relations, node: Node) -> list[AssertionResult]:
+    results = []
+    for assertion in node.assertions:
+        compiled = relations.assertion(node, assertion)
+        try:
+            result = engine.query(compiled.sql)
+        except EngineError as exc:
+            results.append(
+                AssertionResult(assertion, Outcome.ERROR, message=exc.message, sql=compiled.sql)
+            )
+            continue
+        first = result.rows[0] if result.rows else (0, None)
+        failing = int(first[0] or 0)
+        total = None if first[1] is None else int(first[1])
+        measured: dict[str, object] = {}
+        samples: tuple[tuple[object, ...], ...] = ()
+        if compiled.returns_measures:
+            measured = dict(zip(compiled.measures, first[2:], strict=False))
+        elif failing:
+            samples = tuple(tuple(r[2:]) for r in result.rows)
+        tolerated = (
+            assertion.tolerate.allows(failing, total or 0)
+            if assertion.tolerate and not compiled.returns_measures
+            else failing == 0
+        )
+        if tolerated:
+            outcome = Outcome.PASS
+        else:
+            outcome = Outcome.FAIL if assertion.blocking else Outcome.WARN
+        results.append(
+            AssertionResult(
+                assertion,
+                outcome,
+                failing,
+                total,
+                measured,
+                tuple(result.columns[2:]) if samples else (),
+                samples,
+                sql=compiled.sql,
+            )
+        )
+    return results

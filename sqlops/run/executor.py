@@ -1,0 +1,320 @@
+"""Build a plan: sources first, then each node in DAG order (in parallel where independent),
+assertions on each new version, and promotion of the environment only when nothing blocked."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import sqlglot
+from sqlglot.errors import SqlglotError
+
+from sqlops.engines.base import Engine, Relation
+from sqlops.errors import EngineError
+from sqlops.graph.fingerprint import assertions_hash, fingerprints
+from sqlops.plan.builder import Action, Plan, Step, make_plan
+from sqlops.plan.relations import SANDBOX_PREFIX, Relations, env_relation, physical_relation
+from sqlops.project.definition import Kind, Materialized, Node
+from sqlops.run.assertions import run_assertions
+from sqlops.run.results import NodeResult, RunResult, Status
+from sqlops.state.store import Deployed, StateStore, Version
+
+if TYPE_CHECKING:
+    from sqlops.project.loader import Project
+
+Listener = Callable[[str, str, NodeResult | None], None]  # (event, node id, result)
+
+
+def _quiet(event: str, node_id: str, result: NodeResult | None) -> None:
+    return None
+
+
+@dataclass
+class BuildOptions:
+    env: str = "prod"
+    selected: tuple[str, ...] = ()
+    threads: int = 1
+    dry_run: bool = False
+
+
+def plan_build(project: Project, engine: Engine, env: str, selected: list[str]) -> Plan:
+    store = StateStore(engine)
+    store.ensure()
+    existing = {
+        (schema, name)
+        for schema in {physical_relation(n, "x").schema for n in project.nodes.values()}
+        for name in engine.relations(schema)
+    }
+    return make_plan(project, selected, env, store.versions(), store.environment(env), existing)
+
+
+def build(
+    project: Project,
+    engine: Engine,
+    plan: Plan,
+    threads: int = 1,
+    listener: Listener = _quiet,
+) -> RunResult:
+    started = time.perf_counter()
+    store = StateStore(engine)
+    fps = fingerprints(project)
+    relations = Relations(
+        project,
+        lambda node: physical_relation(node, fps[node.id]),
+        engine.dialect,
+    )
+    # schemas are created up front: two threads creating one schema would conflict
+    schemas = {s.physical.schema for s in plan.to_build if s.physical}
+    schemas |= {
+        project.nodes[s.node_id].schema for s in plan.steps if s.action is Action.LOAD_SOURCE
+    }
+    for schema in sorted(schemas):
+        engine.create_schema(schema)
+
+    results: dict[str, NodeResult] = {}
+    in_plan = {s.node_id: s for s in plan.steps}
+    pending = list(plan.steps)
+    running: dict[Future[NodeResult], Step] = {}
+    engines = [engine.fork() for _ in range(max(1, threads))]
+    free = list(engines)
+
+    def blocked_by(step: Step) -> str | None:
+        for dep in project.nodes[step.node_id].depends_on:
+            if dep in in_plan and dep in results and not results[dep].ok:
+                return dep
+        return None
+
+    def ready(step: Step) -> bool:
+        return all(
+            dep in results for dep in project.nodes[step.node_id].depends_on if dep in in_plan
+        )
+
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        while pending or running:
+            for step in list(pending):
+                if not ready(step):
+                    continue
+                culprit = blocked_by(step)
+                if culprit is not None:
+                    pending.remove(step)
+                    results[step.node_id] = NodeResult(
+                        step.node_id,
+                        step.action,
+                        Status.SKIPPED,
+                        message=f"upstream {culprit} did not pass",
+                    )
+                    listener("done", step.node_id, results[step.node_id])
+                    continue
+                if not free:
+                    break
+                pending.remove(step)
+                worker = free.pop()
+                listener("start", step.node_id, None)
+                future = pool.submit(_run_step, project, worker, relations, step)
+                future.worker = worker  # type: ignore[attr-defined]
+                running[future] = step
+            if not running:
+                continue
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                step = running.pop(future)
+                free.append(future.worker)  # type: ignore[attr-defined]
+                result = future.result()
+                results[step.node_id] = result
+                _record(store, project.nodes[step.node_id], step, result)
+                listener("done", step.node_id, result)
+    for forked in engines:
+        forked.close()
+
+    ordered = tuple(results[s.node_id] for s in plan.steps)
+    promoted, deployment = False, None
+    if all(r.ok for r in ordered):
+        deployment = _promote(project, engine, store, plan, ordered)
+        promoted = True
+    return RunResult(
+        "build", plan.env, plan, ordered, promoted, deployment, time.perf_counter() - started
+    )
+
+
+def _run_step(project: Project, engine: Engine, relations: Relations, step: Step) -> NodeResult:
+    node = project.nodes[step.node_id]
+    started = time.perf_counter()
+    rows = None
+    warnings: list[str] = []
+    try:
+        if step.action is Action.LOAD_SOURCE:
+            rows, warnings = _check_source(project, engine, node)
+        elif step.action is Action.BUILD:
+            assert step.physical is not None
+            rows = _build_version(project, engine, relations, node, step.physical)
+    except EngineError as exc:
+        return NodeResult(
+            node.id,
+            step.action,
+            Status.ERROR,
+            time.perf_counter() - started,
+            message=exc.message,
+            location=node.relpath,
+        )
+    if step.action is Action.REUSE:
+        return NodeResult(node.id, step.action, Status.REUSED, time.perf_counter() - started)
+    checks = tuple(run_assertions(engine, relations, node))
+    blocked = any(a.blocks for a in checks)
+    if blocked:
+        status = Status.FAILED
+    else:
+        status = {
+            Action.BUILD: Status.BUILT,
+            Action.RETEST: Status.RETESTED,
+        }.get(step.action, Status.PASSED)
+    return NodeResult(
+        node.id,
+        step.action,
+        status,
+        time.perf_counter() - started,
+        rows,
+        checks,
+        warnings=tuple(warnings),
+    )
+
+
+def _build_version(
+    project: Project, engine: Engine, relations: Relations, node: Node, physical: Relation
+) -> int | None:
+    # a failed earlier attempt may have left this version's relation behind
+    kinds = engine.relations(physical.schema)
+    if physical.name in kinds:
+        engine.drop(physical, kinds[physical.name])
+    if node.kind is Kind.SEED:
+        return engine.load_file(physical, node.path, [])
+    sql = relations.query(node).sql(engine.dialect)
+    if node.materialized is Materialized.VIEW:
+        engine.create_view_as(physical, sql)
+        return None
+    engine.create_table_as(physical, sql)
+    return engine.row_count(physical)
+
+
+def _check_source(project: Project, engine: Engine, node: Node) -> tuple[int | None, list[str]]:
+    """Check the source's columns against its declaration; load it if it reads a file."""
+    warnings = _check_source_columns(project, engine, node)
+    relation = Relation(node.schema, node.name)
+    if node.location:
+        path = (project.root / node.location).resolve()
+        declared = [(c.name, c.type) for c in node.columns or ()]
+        return engine.load_file(relation, path, declared), warnings
+    return engine.row_count(relation), warnings
+
+
+def _check_source_columns(project: Project, engine: Engine, node: Node) -> list[str]:
+    """Schema drift: a missing or retyped column is an error, an added one a warning."""
+    relation = Relation(node.schema, node.name)
+    declared = node.columns or ()
+    warnings: list[str] = []
+    if node.location:
+        actual = engine.file_columns((project.root / node.location).resolve())
+        where = node.location
+    else:
+        found = engine.columns(relation)
+        if found is None:
+            raise EngineError(
+                f"source {node.id} does not exist in the target database",
+                hint=f"load it, or read it from a file with `-- @location data/{node.name}.csv` "
+                f"in {node.relpath}",
+            )
+        actual = found
+        where = f"table {node.id}"
+    have = {name.lower(): ctype for name, ctype in actual}
+    problems = []
+    for col in declared:
+        if col.name.lower() not in have:
+            problems.append(f"column `{col.name}` is declared but missing from {where}")
+        elif (
+            not node.location
+            and col.type
+            and not _same_type(col.type, have[col.name.lower()], project.dialect, engine.dialect)
+        ):
+            problems.append(
+                f"column `{col.name}` is declared {col.type} but is {have[col.name.lower()]}"
+            )
+    if problems:
+        raise EngineError(
+            f"schema drift in source {node.id}: " + "; ".join(problems),
+            hint=f"update the CREATE TABLE in {node.relpath} or fix the data",
+        )
+    known = {c.name.lower() for c in declared}
+    for name, _ in actual:
+        if name.lower() not in known:
+            warnings.append(f"{where} has column `{name}` that {node.relpath} does not declare")
+    return warnings
+
+
+def _same_type(declared: str, actual: str, dialect: str, target: str) -> bool:
+    try:
+        a = sqlglot.exp.DataType.build(declared, dialect=dialect).sql(target)
+        b = sqlglot.exp.DataType.build(actual, dialect=target).sql(target)
+    except (SqlglotError, ValueError):
+        return declared.lower() == actual.lower()
+    return a.upper() == b.upper()
+
+
+def _record(store: StateStore, node: Node, step: Step, result: NodeResult) -> None:
+    if step.action not in (Action.BUILD, Action.RETEST) or step.physical is None:
+        return
+    if result.status is Status.ERROR:
+        return
+    relation_kind = "view" if node.materialized is Materialized.VIEW else "table"
+    store.record_version(
+        Version(
+            node.id,
+            step.fingerprint,
+            step.physical,
+            relation_kind,
+            "passed" if result.ok else "failed",
+            assertions_hash(node),
+            result.rows,
+        )
+    )
+
+
+def _promote(
+    project: Project, engine: Engine, store: StateStore, plan: Plan, results: tuple[NodeResult, ...]
+) -> int | None:
+    """Point the environment's views at the new versions and record it, in one transaction."""
+    deployed = []
+    for step in plan.promoted:
+        node = project.nodes[step.node_id]
+        assert step.physical is not None
+        relation_kind = "view" if node.materialized is Materialized.VIEW else "table"
+        deployed.append(Deployed(node.id, step.fingerprint, step.physical, relation_kind))
+    current = store.environment(plan.env)
+    if all(current.get(d.node) == d for d in deployed):
+        return None  # the environment already serves exactly these versions
+    with engine.transaction():
+        for schema in sorted(
+            {env_relation(project.nodes[d.node], plan.env).schema for d in deployed}
+        ):
+            engine.create_schema(schema)
+        for d in deployed:
+            view = env_relation(project.nodes[d.node], plan.env)
+            engine.create_view_as(view, f"SELECT * FROM {engine.quote(d.physical)}", replace=True)
+        deployment_id = store.set_deployed(plan.env, deployed, _git_commit(project.root))
+    return deployment_id
+
+
+def _git_commit(root: Path) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+__all__ = ["SANDBOX_PREFIX", "BuildOptions", "build", "plan_build"]

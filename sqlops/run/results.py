@@ -1,0 +1,87 @@
+"""What a run produced: per node and per assertion, as plain values."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from sqlops.assertions.definition import Assertion
+from sqlops.plan.builder import Action, Plan
+
+
+class Status(StrEnum):
+    BUILT = "built"
+    REUSED = "reused"
+    RETESTED = "retested"
+    PASSED = "passed"  # a source, test or ephemeral model whose assertions passed
+    FAILED = "failed"  # a blocking assertion failed
+    ERROR = "error"  # the database refused the SQL, or a source is missing or drifted
+    SKIPPED = "skipped"  # an upstream node failed
+
+
+class Outcome(StrEnum):
+    PASS = "pass"
+    FAIL = "fail"  # blocking
+    WARN = "warn"  # a failed @warn
+    ERROR = "error"  # the query itself failed
+
+
+@dataclass(frozen=True)
+class AssertionResult:
+    assertion: Assertion
+    outcome: Outcome
+    failing: int = 0
+    total: int | None = None
+    measured: dict[str, Any] = field(default_factory=dict)
+    sample_columns: tuple[str, ...] = ()
+    samples: tuple[tuple[Any, ...], ...] = ()
+    message: str | None = None
+    sql: str = ""
+
+    @property
+    def blocks(self) -> bool:
+        return self.outcome in (Outcome.FAIL, Outcome.ERROR) and self.assertion.blocking
+
+
+@dataclass(frozen=True)
+class NodeResult:
+    node_id: str
+    action: Action | None
+    status: Status
+    duration: float = 0.0
+    rows: int | None = None
+    assertions: tuple[AssertionResult, ...] = ()
+    message: str | None = None
+    warnings: tuple[str, ...] = ()
+    location: str | None = None  # file:line of what went wrong
+
+    @property
+    def ok(self) -> bool:
+        return self.status not in (Status.FAILED, Status.ERROR, Status.SKIPPED)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    command: str
+    env: str
+    plan: Plan | None
+    nodes: tuple[NodeResult, ...]
+    promoted: bool
+    deployment_id: int | None
+    duration: float
+
+    @property
+    def ok(self) -> bool:
+        return all(n.ok for n in self.nodes)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        counted = Counter(n.status.value for n in self.nodes)
+        return {s.value: counted.get(s.value, 0) for s in Status}
+
+    @property
+    def assertion_counts(self) -> dict[str, int]:
+        counted = Counter(a.outcome.value for n in self.nodes for a in n.assertions)
+        return {o.value: counted.get(o.value, 0) for o in Outcome}

@@ -1,0 +1,166 @@
+"""The state tables, read and written through the engine interface.
+
+Every statement here runs on the engine the build uses, so promotion can write views and state in
+the same transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from sqlops.engines.base import Relation
+
+if TYPE_CHECKING:
+    from sqlops.engines.base import Engine
+
+META = "sqlops_meta"
+SCHEMA_VERSION = 1
+
+_TABLES = {
+    "meta": "key VARCHAR PRIMARY KEY, value VARCHAR",
+    "versions": (
+        "node VARCHAR, fingerprint VARCHAR, physical_schema VARCHAR, physical_name VARCHAR, "
+        "relation_kind VARCHAR, status VARCHAR, assertions_hash VARCHAR, row_count BIGINT, "
+        "built_at TIMESTAMP, PRIMARY KEY (node, fingerprint)"
+    ),
+    "environments": (
+        "env VARCHAR, node VARCHAR, fingerprint VARCHAR, physical_schema VARCHAR, "
+        "physical_name VARCHAR, relation_kind VARCHAR, deployed_at TIMESTAMP, "
+        "PRIMARY KEY (env, node)"
+    ),
+    "deployments": (
+        "id BIGINT PRIMARY KEY, env VARCHAR, deployed_at TIMESTAMP, git_commit VARCHAR, "
+        "nodes VARCHAR"
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Version:
+    node: str
+    fingerprint: str
+    physical: Relation
+    relation_kind: str  # "table" or "view"
+    status: str  # "passed" or "failed"
+    assertions_hash: str
+    row_count: int | None = None
+
+
+@dataclass(frozen=True)
+class Deployed:
+    node: str
+    fingerprint: str
+    physical: Relation
+    relation_kind: str
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class StateStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def ensure(self) -> None:
+        existing = self.engine.relations(META)
+        if set(_TABLES) <= set(existing):
+            return
+        with self.engine.transaction():
+            self.engine.create_schema(META)
+            for name, columns in _TABLES.items():
+                if name not in existing:
+                    self.engine.execute(f"CREATE TABLE IF NOT EXISTS {self._t(name)} ({columns})")
+            self.engine.execute(f"DELETE FROM {self._t('meta')} WHERE key = 'schema_version'")
+            self.engine.execute(
+                f"INSERT INTO {self._t('meta')} VALUES ('schema_version', ?)",
+                (str(SCHEMA_VERSION),),
+            )
+
+    def _t(self, name: str) -> str:
+        return self.engine.quote(Relation(META, name))
+
+    # -- versions -------------------------------------------------------------------------------
+
+    def versions(self) -> dict[tuple[str, str], Version]:
+        rows = self.engine.query(
+            "SELECT node, fingerprint, physical_schema, physical_name, relation_kind, status, "
+            f"assertions_hash, row_count FROM {self._t('versions')}"
+        ).rows
+        return {
+            (r[0], r[1]): Version(r[0], r[1], Relation(r[2], r[3]), r[4], r[5], r[6], r[7])
+            for r in rows
+        }
+
+    def record_version(self, version: Version) -> None:
+        with self.engine.transaction():
+            self.engine.execute(
+                f"DELETE FROM {self._t('versions')} WHERE node = ? AND fingerprint = ?",
+                (version.node, version.fingerprint),
+            )
+            self.engine.execute(
+                f"INSERT INTO {self._t('versions')} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    version.node,
+                    version.fingerprint,
+                    version.physical.schema,
+                    version.physical.name,
+                    version.relation_kind,
+                    version.status,
+                    version.assertions_hash,
+                    version.row_count,
+                    now(),
+                ),
+            )
+
+    # -- environments ---------------------------------------------------------------------------
+
+    def environment(self, env: str) -> dict[str, Deployed]:
+        rows = self.engine.query(
+            "SELECT node, fingerprint, physical_schema, physical_name, relation_kind "
+            f"FROM {self._t('environments')} WHERE env = ?",
+            (env,),
+        ).rows
+        return {r[0]: Deployed(r[0], r[1], Relation(r[2], r[3]), r[4]) for r in rows}
+
+    def environments(self) -> list[str]:
+        rows = self.engine.query(
+            f"SELECT DISTINCT env FROM {self._t('environments')} ORDER BY env"
+        ).rows
+        return [str(r[0]) for r in rows]
+
+    def set_deployed(self, env: str, deployed: list[Deployed], git_commit: str | None) -> int:
+        """Record the environment's new versions and a deployment. Call inside a transaction."""
+        stamp = now()
+        for d in deployed:
+            self.engine.execute(
+                f"DELETE FROM {self._t('environments')} WHERE env = ? AND node = ?", (env, d.node)
+            )
+            self.engine.execute(
+                f"INSERT INTO {self._t('environments')} VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    env,
+                    d.node,
+                    d.fingerprint,
+                    d.physical.schema,
+                    d.physical.name,
+                    d.relation_kind,
+                    stamp,
+                ),
+            )
+        last = self.engine.query(f"SELECT max(id) FROM {self._t('deployments')}").rows[0][0]
+        deployment_id = int(last or 0) + 1
+        self.engine.execute(
+            f"INSERT INTO {self._t('deployments')} VALUES (?, ?, ?, ?, ?)",
+            (
+                deployment_id,
+                env,
+                stamp,
+                git_commit,
+                json.dumps({d.node: d.fingerprint for d in deployed}, sort_keys=True),
+            ),
+        )
+        return deployment_id

@@ -1,0 +1,125 @@
+"""Shared SQL plumbing over sqlglot: parsing with file positions, and finding table references."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError, TokenError
+from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
+from sqlglot.optimizer.scope import traverse_scope
+
+from sqlops.errors import ProjectError, snippet_at
+
+
+@dataclass(frozen=True)
+class TableRef:
+    """A table name as written in SQL, before it is resolved to a node."""
+
+    schema: str | None
+    name: str
+    line: int
+    column: int
+
+    @property
+    def written(self) -> str:
+        return f"{self.schema}.{self.name}" if self.schema else self.name
+
+
+def parse_statements(
+    sql: str, dialect: str, path: Path, file_text: str, line_offset: int = 0
+) -> list[exp.Expr]:
+    """Parse SQL; a syntax error becomes a ProjectError at the file's line and column."""
+    try:
+        return [e for e in sqlglot.parse(sql, dialect=dialect) if e is not None]
+    except ParseError as err:
+        first = err.errors[0] if err.errors else {}
+        line = int(first.get("line") or 1) + line_offset
+        col = int(first.get("col") or 1)
+        highlight = first.get("highlight") or ""
+        col = max(1, col - len(highlight) + 1) if highlight else col
+        message = str(first.get("description") or err).split("\n")[0]
+        raise ProjectError(
+            f"SQL syntax error: {message}",
+            path=path,
+            line=line,
+            column=col,
+            snippet=snippet_at(file_text, line, col),
+            hint=f"fix the SQL near `{highlight}`" if highlight else "fix the SQL",
+        ) from None
+    except TokenError as err:
+        raise ProjectError(
+            f"SQL syntax error: {err}",
+            path=path,
+            line=1 + line_offset,
+            hint="check quotes and brackets",
+        ) from None
+
+
+def parse_expression(
+    sql: str, dialect: str, path: Path, file_text: str, line: int
+) -> exp.Expr:
+    statements = parse_statements(sql, dialect, path, file_text, line - 1)
+    if len(statements) != 1:
+        raise ProjectError(
+            "expected one SQL expression",
+            path=path,
+            line=line,
+            snippet=snippet_at(file_text, line),
+        )
+    return statements[0]
+
+
+def normalize_name(name: str, dialect: str, quoted: bool = False) -> str:
+    """An identifier as the dialect resolves it: DuckDB and PostgreSQL fold unquoted names."""
+    ident = exp.Identifier(this=name, quoted=quoted)
+    return str(normalize_identifiers(ident, dialect=dialect).name)
+
+
+def table_refs(
+    expression: exp.Expr, line_offset: int = 0, dialect: str | None = None
+) -> list[tuple[exp.Table, TableRef]]:
+    """Every real table a query reads: CTE names, aliases and table functions are not tables."""
+    found: list[tuple[exp.Table, TableRef]] = []
+    seen: set[int] = set()
+    for scope in traverse_scope(expression):
+        for source in scope.sources.values():
+            if isinstance(source, exp.Table) and id(source) not in seen:
+                seen.add(id(source))
+                if isinstance(source.this, exp.Identifier):
+                    found.append((source, _ref(source, line_offset, dialect)))
+    # traverse_scope only sees queries; a check like `sum(a) = (SELECT ...)` has them nested.
+    if not isinstance(expression, exp.Query):
+        for sub in expression.find_all(exp.Query):
+            if isinstance(sub.parent, exp.Query):
+                continue
+            for table, ref in table_refs(sub, line_offset, dialect):
+                if id(table) not in seen:
+                    seen.add(id(table))
+                    found.append((table, ref))
+    return found
+
+
+def _ref(table: exp.Table, line_offset: int, dialect: str | None) -> TableRef:
+    meta = table.this.meta
+    line = int(meta.get("line", 1)) + line_offset
+    end_col = int(meta.get("col", 1))
+    start = max(1, end_col - len(table.name) + 1)
+    if table.args.get("db") is not None:
+        start = max(1, start - len(table.db) - 1)
+    schema = table.args.get("db")
+    if dialect is None:
+        return TableRef(table.db or None, table.name, line, start)
+    return TableRef(
+        normalize_name(schema.name, dialect, schema.quoted) if schema is not None else None,
+        normalize_name(table.name, dialect, table.this.quoted),
+        line,
+        start,
+    )
+
+
+def is_query_text(text: str) -> bool:
+    head = text.lstrip()[:6].upper()
+    return head.startswith("SELECT") or head.startswith("WITH") or head.startswith("FROM")
