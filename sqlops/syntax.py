@@ -58,9 +58,7 @@ def parse_statements(
         ) from None
 
 
-def parse_expression(
-    sql: str, dialect: str, path: Path, file_text: str, line: int
-) -> exp.Expr:
+def parse_expression(sql: str, dialect: str, path: Path, file_text: str, line: int) -> exp.Expr:
     statements = parse_statements(sql, dialect, path, file_text, line - 1)
     if len(statements) != 1:
         raise ProjectError(

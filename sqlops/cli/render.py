@@ -22,8 +22,16 @@ from sqlops.impact.downstream import ImpactReport
 from sqlops.plan.builder import Action, Plan
 from sqlops.run.results import NodeResult, Outcome, RunResult, Status
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+def _console(stderr: bool) -> Console:
+    console = Console(stderr=stderr, highlight=False, soft_wrap=True)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = 160  # piped output: do not fold tables to 80 columns
+    return console
+
+
+out = _console(stderr=False)
+err = _console(stderr=True)
 
 _STATUS_STYLE = {
     Status.BUILT: "green",

@@ -20,7 +20,7 @@ class Graph:
         self._g = nx.DiGraph()
         self._g.add_nodes_from(nodes)
         for node in nodes.values():
-            for dep in node.depends_on:
+            for dep in node.all_deps:
                 self._g.add_edge(dep, node.id)
         try:
             cycle = nx.find_cycle(self._g)

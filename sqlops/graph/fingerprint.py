@@ -45,9 +45,12 @@ def _upstream_part(upstream: Node, known: dict[str, str]) -> str:
     return f"{upstream.id}={known.get(upstream.id, '')}"
 
 
-def assertions_hash(node: Node) -> str:
-    """Changes when the node's assertions change; a reused version is re-tested then."""
+def assertions_hash(node: Node, fingerprints_of: dict[str, str]) -> str:
+    """Changes when the node's assertions, or what they read, change: a reused version is
+    re-tested then, not rebuilt."""
     digest = hashlib.sha256()
+    for dep in sorted(node.check_deps):
+        digest.update(f"{dep}={fingerprints_of.get(dep, '')}\x00".encode())
     for a in node.assertions:
         digest.update(
             f"{a.kind}|{a.blocking}|{a.name}|{a.text}|{a.where}|{a.tolerate}\x00".encode()

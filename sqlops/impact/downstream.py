@@ -82,7 +82,7 @@ def downstream_of(project: Project, node_id: str) -> ImpactReport:
                 node.kind.value,
                 depth[n],
                 node.relpath,
-                tuple(d for d in node.depends_on if d in members),
+                tuple(d for d in node.all_deps if d in members),
                 tuple(f"{a.severity} {a.name} ({a.location})" for a in node.assertions),
             )
         )

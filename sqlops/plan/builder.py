@@ -77,19 +77,29 @@ def make_plan(
             if current is None or current.fingerprint != fps[ancestor]:
                 added.add(ancestor)
     chosen |= added
+    # A node whose assertions read something in this build is re-tested against the new version.
+    for node in nodes.values():
+        current = deployed.get(node.id)
+        if (
+            node.id not in chosen
+            and set(node.check_deps) & chosen
+            and current is not None
+            and current.fingerprint == fps.get(node.id)
+        ):
+            chosen.add(node.id)
     # Sources that feed the selection are checked first, in every build.
     for node_id in list(chosen):
         chosen |= {a for a in project.graph.ancestors(node_id) if nodes[a].kind is Kind.SOURCE}
     # Tests run when everything they read is in the build.
     if selected:
         for node in nodes.values():
-            if node.kind is Kind.TEST and node.depends_on and set(node.depends_on) <= chosen:
+            if node.kind is Kind.TEST and node.all_deps and set(node.all_deps) <= chosen:
                 chosen.add(node.id)
 
     steps: list[Step] = []
     for node_id in project.graph.topological(chosen):
         node = nodes[node_id]
-        steps.append(_step(node, fps.get(node_id, ""), versions, existing))
+        steps.append(_step(node, fps.get(node_id, ""), versions, existing, fps))
     return Plan(env, tuple(steps), tuple(selected), tuple(project.graph.topological(added)))
 
 
@@ -98,6 +108,7 @@ def _step(
     fingerprint: str,
     versions: dict[tuple[str, str], Version],
     existing: set[tuple[str, str]],
+    fingerprints_of: dict[str, str],
 ) -> Step:
     if node.kind is Kind.SOURCE:
         return Step(node.id, Action.LOAD_SOURCE, fingerprint, None, "sources are checked first")
@@ -112,6 +123,6 @@ def _step(
         return Step(node.id, Action.BUILD, fingerprint, physical, "new version")
     if version.status != "passed":
         return Step(node.id, Action.BUILD, fingerprint, physical, "its last build failed")
-    if version.assertions_hash != assertions_hash(node):
+    if version.assertions_hash != assertions_hash(node, fingerprints_of):
         return Step(node.id, Action.RETEST, fingerprint, physical, "assertions changed")
     return Step(node.id, Action.REUSE, fingerprint, physical, "built and tested before")

@@ -48,11 +48,16 @@ class Node:
     location: str | None = None
     assertions: tuple[Assertion, ...] = ()
     refs: tuple[TableRef, ...] = ()
-    depends_on: tuple[str, ...] = ()
+    depends_on: tuple[str, ...] = ()  # what its SQL reads: its data depends on these
+    check_deps: tuple[str, ...] = ()  # read only by its assertions: run after, not rebuilt
     columns: tuple[Column, ...] | None = None
     canonical: str = ""
     content_hash: str = ""
     extra: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def all_deps(self) -> tuple[str, ...]:
+        return self.depends_on + self.check_deps
 
     @property
     def relation(self) -> str:

@@ -128,18 +128,32 @@ class _Loader:
             deps: list[str] = []
             for table, ref in zip(item.ref_tables, item.refs, strict=True):
                 target_id = resolver.resolve(ref, node, item.text)
-                if target_id != node.id:
-                    deps.append(target_id)
+                if target_id == node.id:
+                    raise ProjectError(
+                        f"{node.id} reads itself",
+                        path=node.path,
+                        line=ref.line,
+                        column=ref.column,
+                        snippet=snippet_at(item.text, ref.line, ref.column),
+                        hint="a model cannot read its own relation; did you mean a source?",
+                    )
+                deps.append(target_id)
                 _point_at(table, by_id[target_id].node)
+            check_deps: list[str] = []
             assertions = []
             for pa in item.assertions:
                 for ref in pa.refs:
                     target_id = resolver.resolve(ref, node, item.text)
-                    if target_id != node.id:
-                        deps.append(target_id)
+                    if target_id != node.id and target_id not in deps:
+                        check_deps.append(target_id)
                 assertions.append(replace(pa.assertion, owner=node.id))
+            if node.kind is Kind.TEST:  # a test has no data: what its checks read is all it has
+                deps, check_deps = check_deps, []
             nodes[node.id] = replace(
-                node, depends_on=tuple(dict.fromkeys(deps)), assertions=tuple(assertions)
+                node,
+                depends_on=tuple(dict.fromkeys(deps)),
+                check_deps=tuple(dict.fromkeys(check_deps)),
+                assertions=tuple(assertions),
             )
             if item.ast is not None:
                 asts[node.id] = item.ast
@@ -445,9 +459,7 @@ class _Loader:
                 return None
             tables = schema.setdefault(upstream.schema, {})
             assert isinstance(tables, dict)
-            tables[upstream.name] = {
-                c.name: c.type or "UNKNOWN" for c in upstream.columns
-            }
+            tables[upstream.name] = {c.name: c.type or "UNKNOWN" for c in upstream.columns}
         key = content_key("columns", self.dialect, ast.sql(self.dialect), json.dumps(schema))
         cached = self.cache.get(key)
         if cached is not None:

@@ -84,15 +84,13 @@ def build(
     free = list(engines)
 
     def blocked_by(step: Step) -> str | None:
-        for dep in project.nodes[step.node_id].depends_on:
+        for dep in project.nodes[step.node_id].all_deps:
             if dep in in_plan and dep in results and not results[dep].ok:
                 return dep
         return None
 
     def ready(step: Step) -> bool:
-        return all(
-            dep in results for dep in project.nodes[step.node_id].depends_on if dep in in_plan
-        )
+        return all(dep in results for dep in project.nodes[step.node_id].all_deps if dep in in_plan)
 
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
         while pending or running:
@@ -126,7 +124,7 @@ def build(
                 free.append(future.worker)  # type: ignore[attr-defined]
                 result = future.result()
                 results[step.node_id] = result
-                _record(store, project.nodes[step.node_id], step, result)
+                _record(store, project.nodes[step.node_id], step, result, fps)
                 listener("done", step.node_id, result)
     for forked in engines:
         forked.close()
@@ -263,7 +261,9 @@ def _same_type(declared: str, actual: str, dialect: str, target: str) -> bool:
     return a.upper() == b.upper()
 
 
-def _record(store: StateStore, node: Node, step: Step, result: NodeResult) -> None:
+def _record(
+    store: StateStore, node: Node, step: Step, result: NodeResult, fps: dict[str, str]
+) -> None:
     if step.action not in (Action.BUILD, Action.RETEST) or step.physical is None:
         return
     if result.status is Status.ERROR:
@@ -276,7 +276,7 @@ def _record(store: StateStore, node: Node, step: Step, result: NodeResult) -> No
             step.physical,
             relation_kind,
             "passed" if result.ok else "failed",
-            assertions_hash(node),
+            assertions_hash(node, fps),
             result.rows,
         )
     )

@@ -39,7 +39,7 @@ def test_environment(
         t0 = time.perf_counter()
         missing = [
             dep
-            for dep in (node_id, *node.depends_on)
+            for dep in (node_id, *node.all_deps)
             if project.nodes[dep].is_versioned and dep not in deployed
         ]
         if node.kind is Kind.MODEL and node.materialized is Materialized.EPHEMERAL:
@@ -52,7 +52,7 @@ def test_environment(
                 message=f"{', '.join(missing)} not deployed in `{env}`; "
                 f"run `sqlops build --env {env}` first",
             )
-        elif any(dep in failed for dep in node.depends_on):
+        elif any(dep in failed for dep in node.all_deps):
             result = NodeResult(node_id, None, Status.SKIPPED, message="an upstream source failed")
         else:
             warnings: list[str] = []

@@ -1,0 +1,105 @@
+"""Shared fixtures: run the real `sqlops` command in a subprocess, read the DuckDB file it wrote."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+
+@dataclass
+class Run:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def run_sqlops(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> Run:
+    full_env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", **(env or {})}
+    proc = subprocess.run(
+        [sys.executable, "-m", "sqlops", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=300,
+    )
+    return Run(proc.returncode, proc.stdout, proc.stderr)
+
+
+class Shop:
+    """A project made by `sqlops init` in a temp folder, with helpers to run and inspect it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.db = root / f"{root.name}.duckdb"
+
+    def sqlops(self, *args: str, env: dict[str, str] | None = None) -> Run:
+        return run_sqlops(list(args), self.root, env)
+
+    def ok(self, *args: str) -> Run:
+        result = self.sqlops(*args)
+        assert result.code == 0, result.output
+        return result
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        con = duckdb.connect(str(self.db), read_only=True)
+        try:
+            return con.execute(sql).fetchall()
+        finally:
+            con.close()
+
+    def edit(self, relpath: str, old: str, new: str) -> None:
+        path = self.root / relpath
+        text = path.read_text()
+        assert old in text, f"{old!r} not in {relpath}"
+        path.write_text(text.replace(old, new, 1))
+
+    def write(self, relpath: str, text: str) -> None:
+        path = self.root / relpath
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+@pytest.fixture
+def shop(tmp_path: Path) -> Shop:
+    result = run_sqlops(["init", "shop"], tmp_path)
+    assert result.code == 0, result.output
+    return Shop(tmp_path / "shop")
+
+
+@pytest.fixture
+def built_shop(shop: Shop) -> Shop:
+    shop.ok("build")
+    return shop
+
+
+@pytest.fixture
+def make_project(tmp_path: Path) -> Callable[[dict[str, str]], Shop]:
+    """A project from a dict of relative path -> file text; sqlops.toml is added if missing."""
+
+    def make(files: dict[str, str]) -> Shop:
+        root = tmp_path / "proj"
+        files = {
+            "sqlops.toml": '[project]\nname = "proj"\n\n[targets.local]\nengine = "duckdb"\n'
+            'path = "proj.duckdb"\n',
+            **files,
+        }
+        for rel, text in files.items():
+            path = root / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        return Shop(root)
+
+    return make
