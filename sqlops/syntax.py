@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +42,7 @@ def parse_statements(
         highlight = first.get("highlight") or ""
         col = max(1, col - len(highlight) + 1) if highlight else col
         message = str(first.get("description") or err).split("\n")[0]
+        message = re.sub(r"<class '(?:\w+\.)*(\w+)'>", r"\1", message)
         raise ProjectError(
             f"SQL syntax error: {message}",
             path=path,
@@ -118,6 +120,9 @@ def _ref(table: exp.Table, line_offset: int, dialect: str | None) -> TableRef:
     )
 
 
+_QUERY_START = re.compile(r"\s*(SELECT|WITH|FROM)\b", re.IGNORECASE)
+
+
 def is_query_text(text: str) -> bool:
-    head = text.lstrip()[:6].upper()
-    return head.startswith("SELECT") or head.startswith("WITH") or head.startswith("FROM")
+    """Does the text start with a query, not a name like `selected_at` that begins like one?"""
+    return _QUERY_START.match(text) is not None

@@ -97,6 +97,12 @@ def _failing_rows(assertion: Assertion, relate: Relate, dialect: str) -> str:
         )
     expression = _with_relations(sqlglot.parse_one(assertion.expression, dialect=dialect), relate)
     # NOT(NULL) is NULL, so a row where the check is NULL is not failing: NULL passes
+    if expression.find(exp.Window):
+        # WHERE cannot hold a window function: compute the check as a column first
+        return (
+            f"SELECT * FROM (SELECT *, {expression.sql(dialect)} AS __sqlops_holds "
+            f"FROM __sqlops_checked) AS __w WHERE NOT __sqlops_holds"
+        )
     return f"SELECT * FROM __sqlops_checked WHERE NOT ({expression.sql(dialect)})"
 
 
@@ -123,9 +129,11 @@ def _table_level(
 
     lifted = check.transform(lift, copy=True)
     select_list = ", ".join(f"{m.sql(dialect)} AS __m{i}" for i, m in enumerate(measures))
-    source = f" FROM {this_sql}" if this_sql else ""
+    # without an aggregate, reading the model would give one row per row, or none when it is empty
+    reads_rows = any(not isinstance(m, exp.Subquery) for m in measures)
+    source = f" FROM {this_sql}" if this_sql and reads_rows else ""
     where = ""
-    if assertion.where:
+    if assertion.where and source:
         where_expr = _with_relations(sqlglot.parse_one(assertion.where, dialect=dialect), relate)
         where = f" WHERE {where_expr.sql(dialect)}"
     measured = "".join(f", __m{i}" for i in range(len(measures)))

@@ -27,7 +27,7 @@ HISTORY_FUNCTIONS = ("prev", "anomaly")
 Fail = Callable[..., ProjectError]
 _EXAMPLES = (
     "examples: `unique(id)`, `not_null(a, b)`, `amount >= 0 where status <> 'void'`, "
-    "`row_count() > 0 tolerate 5%`; see docs/assertions.md"
+    "`row_count() > 0`, `email LIKE '%@%' tolerate 5%`; see docs/assertions.md"
 )
 
 
@@ -119,6 +119,8 @@ def parse_assertion(
     expression = parse_expression(check, dialect, path, file_text, check_line)
     if isinstance(expression, exp.Query):
         raise fail("a check must be a boolean expression, not a query")
+    if not isinstance(expression, exp.Condition):
+        raise fail(f"a check must be a boolean expression, not a {expression.key.upper()}")
     for call in expression.find_all(exp.Anonymous):
         if call.name.lower() in HISTORY_FUNCTIONS:
             raise fail(
@@ -126,12 +128,32 @@ def parse_assertion(
                 "keep yet",
                 "compare with a fixed value for now, e.g. `row_count() >= 100`",
             )
-    level = CheckKind.TABLE if is_table_level(expression) else CheckKind.ROW
-    if standalone and level is CheckKind.ROW:
+    aggregates, row_values = _aggregates(expression), _row_values(expression)
+    if aggregates and row_values:
         raise fail(
-            "a check in tests/ has no model to check row by row",
+            f"`{check}` mixes aggregates ({aggregates[0].sql(dialect)}) with values of each row "
+            f"({row_values[0].sql(dialect)})",
+            "a check holds for every row (`amount >= 0`) or for the table as a whole "
+            "(`sum(amount) >= 0`); aggregate every column, or compare each row to a subquery",
+        )
+    level = CheckKind.TABLE if is_table_level(expression) else CheckKind.ROW
+    if standalone and (level is CheckKind.ROW or aggregates):
+        raise fail(
+            "a check in tests/ has no model to check row by row or to aggregate",
             "compare subqueries, e.g. (SELECT count(*) FROM a) = (SELECT count(*) FROM b), "
             "or write a query block returning failing rows",
+        )
+    if tolerate is not None and level is CheckKind.TABLE:
+        raise fail(
+            f"`tolerate {tolerate}` allows failing rows, but `{check}` holds for the table as a "
+            "whole and has none",
+            "remove `tolerate`, or loosen the comparison, e.g. `row_count() >= 90`",
+        )
+    if where_sql is not None and level is CheckKind.TABLE and not aggregates:
+        raise fail(
+            "`where` narrows the rows of the model, but this check reads none of them",
+            "put the condition inside the subquery, or aggregate the model's rows, "
+            "e.g. `count(*) > 0 where status = 'paid'`",
         )
     columns += _own_columns(expression)
     refs += [ref for _, ref in table_refs(expression, check_line - 1, dialect)]
@@ -147,15 +169,48 @@ def parse_assertion(
 
 
 def is_table_level(expression: exp.Expr) -> bool:
-    """Aggregates (outside window functions), row_count() or a subquery make a check table-level."""
-    for node in expression.walk():
-        if isinstance(node, exp.Subquery | exp.Query):
-            return True
-        if isinstance(node, exp.Anonymous) and node.name.lower() == ROW_COUNT:
-            return True
-        if isinstance(node, exp.AggFunc) and not node.find_ancestor(exp.Window):
-            return True
-    return False
+    """Aggregates (outside window functions) or row_count() make a check table-level; so does a
+    subquery, unless the check also names a value of the row (`amount <= (SELECT max(x) FROM y)`
+    and `id IN (SELECT ...)` hold for every row)."""
+    if _aggregates(expression):
+        return True
+    if _row_values(expression):
+        return False
+    return expression.find(exp.Query) is not None
+
+
+def _aggregates(expression: exp.Expr) -> list[exp.Expr]:
+    """Aggregates over the model's rows: not windowed, not inside a subquery."""
+    return [
+        node
+        for node in expression.walk()
+        if (
+            (isinstance(node, exp.AggFunc) and not node.find_ancestor(exp.Window))
+            or (isinstance(node, exp.Anonymous) and node.name.lower() == ROW_COUNT)
+        )
+        and not node.find_ancestor(exp.Query)
+    ]
+
+
+def _row_values(expression: exp.Expr) -> list[exp.Column]:
+    """Columns read from each row: not inside an aggregate or a subquery."""
+    return [
+        col
+        for col in expression.find_all(exp.Column)
+        if not col.find_ancestor(exp.Query)
+        and not any(
+            isinstance(a, exp.AggFunc) and not a.find_ancestor(exp.Window) for a in _ancestors(col)
+        )
+    ]
+
+
+def _ancestors(node: exp.Expr) -> list[exp.Expr]:
+    found = []
+    parent = node.parent
+    while parent is not None:
+        found.append(parent)
+        parent = parent.parent
+    return found
 
 
 def _own_columns(expression: exp.Expr) -> list[str]:

@@ -27,10 +27,14 @@ class Graph:
         except nx.NetworkXNoCycle:
             cycle = None
         if cycle:
-            path = [edge[0] for edge in cycle] + [cycle[0][0]]
+            # edges point from what is read to its reader; show "a -> b" as "a reads b"
+            path = [edge[0] for edge in reversed(cycle)]
+            start = path.index(min(path))
+            path = path[start:] + path[:start]
+            path.append(path[0])
             files = "\n".join(f"  {n}  ({nodes[n].relpath})" for n in path[:-1])
             raise ProjectError(
-                f"the models form a cycle: {' -> '.join(path)}\n{files}",
+                f"the models form a cycle (each reads the next): {' -> '.join(path)}\n{files}",
                 path=nodes[path[0]].path,
                 hint="a model cannot read itself through other models; break one of these "
                 "references (an assertion's references() counts as one too)",

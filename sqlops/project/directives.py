@@ -23,6 +23,7 @@ KEYWORDS = (
     "location",
 )
 _DIRECTIVE = re.compile(r"\s*@([A-Za-z_]\w*)")
+_DOLLAR_TAG = re.compile(r"\$([A-Za-z_]\w*)?\$")  # PostgreSQL and DuckDB: $$...$$, $tag$...$tag$
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,11 @@ def scan(text: str, path: Path) -> Scanned:
     while i < n:
         ch = text[i]
         two = text[i : i + 2]
-        if ch in ("'", '"'):
-            i = _skip_quoted(text, i, ch)
+        if ch in ("'", '"', "`"):
+            i = _skip_quoted(text, i, ch, _escape_string(text, i))
+        elif ch == "$" and (tag := _DOLLAR_TAG.match(text, i)) and not _in_word(text, i):
+            end = text.find(tag.group(0), tag.end())
+            i = n if end < 0 else end + len(tag.group(0))
         elif two in ("{{", "{%", "{#"):
             end = text.find({"{{": "}}", "{%": "%}", "{#": "#}"}[two], i + 2)
             i = n if end < 0 else end + 2
@@ -111,9 +115,21 @@ def _take(
             out[k] = " "
 
 
-def _skip_quoted(text: str, i: int, quote: str) -> int:
+def _escape_string(text: str, i: int) -> bool:
+    """E'...' (PostgreSQL, DuckDB) lets a backslash escape the quote."""
+    return text[i] == "'" and i > 0 and text[i - 1] in "eE" and not _in_word(text, i - 1)
+
+
+def _in_word(text: str, i: int) -> bool:
+    return i > 0 and (text[i - 1].isalnum() or text[i - 1] in "_$")
+
+
+def _skip_quoted(text: str, i: int, quote: str, backslash: bool = False) -> int:
     j = i + 1
     while j < len(text):
+        if backslash and text[j] == "\\":
+            j += 2
+            continue
         if text[j] == quote:
             if text[j + 1 : j + 2] == quote:
                 j += 2

@@ -335,12 +335,27 @@ class _Loader:
         scanned = scan(text, path)
         node, parsed_assertions = self._directives(node, scanned.directives, text)
         body = self.renderer.render(scanned.body, path, None)
-        if body.strip():
-            first_line = len(body) - len(body.lstrip("\n \t"))
-            line = body.count("\n", 0, first_line) + 1
+        statements = parse_statements(body, self.dialect, path, text) if body.strip() else []
+        if statements:
+            query = statements[0]
+            if len(statements) > 1 or not isinstance(query, exp.Query):
+                raise ProjectError(
+                    "a test file holds assertion directives, or one SELECT returning failing rows",
+                    path=path,
+                    hint="split it into several files, or write checks as -- @assert lines",
+                )
+            # the query's first line, past any plain comments above it
+            line = next(
+                (
+                    i
+                    for i, raw in enumerate(body.splitlines(), start=1)
+                    if raw.strip() and not raw.strip().startswith("--")
+                ),
+                1,
+            )
             parsed_assertions.append(
                 parse_assertion(
-                    f"{name}: {body.strip()}",
+                    f"{name}: {query.sql(self.dialect, comments=False)}",
                     blocking=True,
                     path=path,
                     relpath=node.relpath,

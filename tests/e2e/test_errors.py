@@ -1,0 +1,173 @@
+"""Broken projects: one-screen messages with path:line, exit code 2, never a traceback."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from tests.conftest import Shop
+
+SOURCE = """-- @location data/orders.csv
+CREATE TABLE raw.orders (order_id INTEGER, amount INTEGER)
+"""
+DATA = "order_id,amount\n1,10\n2,20\n"
+
+
+def base(extra: dict[str, str]) -> dict[str, str]:
+    return {"sources/raw/orders.sql": SOURCE, "data/orders.csv": DATA, **extra}
+
+
+def assert_user_error(result_output: str, code: int, *expected: str) -> None:
+    assert code == 2, result_output
+    assert "Traceback" not in result_output
+    assert len(result_output.splitlines()) <= 25, result_output
+    for text in expected:
+        assert text in result_output, result_output
+
+
+CASES = {
+    "cycle": (
+        {
+            "models/a.sql": "SELECT * FROM main.b",
+            "models/b.sql": "SELECT * FROM main.c",
+            "models/c.sql": "SELECT * FROM main.a",
+        },
+        ["cycle", "main.a -> main.b -> main.c -> main.a", "models/a.sql", "models/c.sql"],
+    ),
+    "syntax error": (
+        {"models/staging/orders.sql": "SELECT order_id,\n  amount +\nFROM raw.orders WHERE ("},
+        ["models/staging/orders.sql:3", "syntax error"],
+    ),
+    "unknown table": (
+        {"models/staging/orders.sql": "SELECT *\nFROM raw.order"},
+        ["models/staging/orders.sql:2:6", "unknown table `raw.order`", "did you mean `raw.orders`"],
+    ),
+    "unknown column in assertion": (
+        {
+            "models/staging/orders.sql": "SELECT order_id, amount FROM raw.orders\n\n"
+            "-- @assert unique(order_id)\n-- @assert amout >= 0\n"
+        },
+        ["models/staging/orders.sql:4", "unknown column `amout`", "did you mean `amount`"],
+    ),
+    "bad directive": (
+        {"models/staging/orders.sql": "-- @materialised table\nSELECT * FROM raw.orders"},
+        ["models/staging/orders.sql:1:1", "unknown directive @materialised"],
+    ),
+    "bad materialization": (
+        {"models/staging/orders.sql": "-- @materialized tabel\nSELECT * FROM raw.orders"},
+        ["models/staging/orders.sql:1", "unknown materialization `tabel`", "did you mean `table`"],
+    ),
+    "jinja error": (
+        {"models/staging/orders.sql": "SELECT *\nFROM raw.orders\nWHERE amount > {{ var('min') }}"},
+        ["models/staging/orders.sql:3", "var('min') is not defined", "[vars]"],
+    ),
+    "jinja syntax error": (
+        {"models/staging/orders.sql": "SELECT *\nFROM raw.orders {% if %}"},
+        ["models/staging/orders.sql:2"],
+    ),
+    "ambiguous name": (
+        {
+            "models/staging/orders.sql": "SELECT * FROM raw.orders",
+            "models/marts/report.sql": "SELECT * FROM orders",
+        },
+        ["models/marts/report.sql:1", "ambiguous", "raw.orders", "staging.orders"],
+    ),
+    "two statements": (
+        {"models/staging/orders.sql": "SELECT 1 AS a; SELECT 2 AS b"},
+        ["models/staging/orders.sql", "exactly one SELECT"],
+    ),
+    "bad tolerate": (
+        {"models/x.sql": "SELECT 1 AS a\n-- @assert a > 0 tolerate lots"},
+        ["models/x.sql:2", "tolerate lots"],
+    ),
+    "missing location file": (
+        {"sources/raw/orders.sql": "-- @location data/nope.csv\nCREATE TABLE raw.orders (a INT)"},
+        ["sources/raw/orders.sql:1", "does not exist"],
+    ),
+    "model reads itself": (
+        {"models/staging/orders.sql": "SELECT * FROM staging.orders"},
+        ["models/staging/orders.sql:1", "reads itself"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_broken_project_gives_path_line_and_exit_2(
+    make_project: Callable[[dict[str, str]], Shop], case: str
+) -> None:
+    files, expected = CASES[case]
+    project = make_project(base(files))
+    for command in (["build"], ["ls"]):
+        result = project.sqlops(*command)
+        assert_user_error(result.output, result.code, *expected)
+    assert not project.db.exists() or project.query(
+        "SELECT count(*) FROM information_schema.schemata WHERE schema_name = 'sqlops_meta'"
+    ) == [(0,)]
+
+
+def test_debug_shows_the_traceback(make_project: Callable[[dict[str, str]], Shop]) -> None:
+    project = make_project(base({"models/x.sql": "SELECT * FROM nowhere"}))
+    result = project.sqlops("build", "--debug")
+    assert result.code == 2
+    assert "Traceback" in result.stderr
+
+
+def test_bad_config(make_project: Callable[[dict[str, str]], Shop]) -> None:
+    project = make_project({"sqlops.toml": "[project]\nname = 'x'\ndialect = \n"})
+    result = project.sqlops("build")
+    assert_user_error(result.output, result.code, "sqlops.toml:3", "not valid TOML")
+    project = make_project(
+        {
+            "sqlops.toml": "[project]\nname = 'x'\n[targets.local]\nengine = 'duckdb'\npath = '${NOPE_DB}'\n"
+        }
+    )
+    result = project.sqlops("ls")
+    assert_user_error(result.output, result.code, "sqlops.toml:5", "NOPE_DB is not set")
+
+
+def test_env_variables_in_config(make_project: Callable[[dict[str, str]], Shop]) -> None:
+    project = make_project(
+        base(
+            {
+                "sqlops.toml": "[project]\nname = 'x'\n[targets.local]\nengine = 'duckdb'\n"
+                "path = '${SHOP_DB_DIR:-.}/from_env.duckdb'\n",
+                "models/x.sql": "SELECT * FROM raw.orders",
+            }
+        )
+    )
+    result = project.sqlops("build", env={"SHOP_DB_DIR": "db"})
+    assert result.code == 0, result.output
+    assert (project.root / "db" / "from_env.duckdb").exists()
+
+
+def test_unknown_selector_and_env(built_shop: Shop) -> None:
+    result = built_shop.sqlops("build", "marts.custmers")
+    assert_user_error(result.output, result.code, "matches nothing", "marts.customers")
+    result = built_shop.sqlops("build", "--env", "Dev-1")
+    assert_user_error(result.output, result.code, "not a valid environment name")
+    result = built_shop.sqlops("build", "tag:nope")
+    assert_user_error(result.output, result.code, "no node has tag `nope`")
+
+
+def test_not_a_project(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from tests.conftest import run_sqlops
+
+    assert isinstance(tmp_path, Path)
+    result = run_sqlops(["build"], tmp_path)
+    assert_user_error(result.output, result.code, "no sqlops.toml", "sqlops init")
+
+
+def test_model_sql_error_at_build_is_reported_with_its_file(
+    make_project: Callable[[dict[str, str]], Shop],
+) -> None:
+    project = make_project(
+        base({"models/x.sql": "SELECT order_id, no_such_function(amount) AS a FROM raw.orders"})
+    )
+    result = project.sqlops("build")
+    assert result.code == 1, result.output
+    assert "models/x.sql" in result.stdout
+    assert "no_such_function" in result.stdout
+    assert "Traceback" not in result.output
