@@ -72,15 +72,36 @@ class Relations:
         return self.relation_of(node).table()
 
     def query(self, node: Node) -> exp.Query:
-        """The model's SELECT, reading each upstream node from its relation here."""
+        """The model's SELECT, reading each upstream node from its relation here.
+
+        Ephemeral upstream models become CTEs at the top of the query, named after the model.
+        """
         ast = self.project.ast(node.id)
+        assert isinstance(ast, exp.Query)
+        inlined: dict[str, exp.Query] = {}
         for table in list(ast.find_all(exp.Table)):
             if not table.args.get("db"):
                 continue  # a CTE name: every real table was rewritten to schema.name on load
             upstream = self.project.nodes.get(f"{table.db}.{table.name}")
-            if upstream is not None:
+            if upstream is None:
+                continue
+            if upstream.kind is Kind.MODEL and upstream.materialized is Materialized.EPHEMERAL:
+                cte = f"__ephemeral__{upstream.schema}__{upstream.name}"
+                if cte not in inlined:
+                    inlined[cte] = self.query(upstream)
+                _swap(table, exp.to_table(cte))
+            else:
                 _swap(table, self.of(upstream))
-        assert isinstance(ast, exp.Query)
+        if inlined:
+            ctes = [
+                exp.CTE(this=body, alias=exp.TableAlias(this=exp.to_identifier(name)))
+                for name, body in inlined.items()
+            ]
+            existing = ast.args.get("with_")
+            if existing is None:
+                ast.set("with_", exp.With(expressions=ctes))
+            else:
+                existing.set("expressions", ctes + list(existing.expressions))
         return ast
 
     def sql(self, node: Node) -> str:
