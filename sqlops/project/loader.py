@@ -409,7 +409,9 @@ class _Loader:
                 if node.kind is Kind.SEED:
                     continue
                 this = node.relation if node.kind is not Kind.TEST else None
-                rendered = self.renderer.render(d.text, node.path, this)
+                rendered = self.renderer.render(
+                    d.text, node.path, this, first_line=d.line, file_text=text
+                )
                 assertions.append(
                     parse_assertion(
                         rendered,

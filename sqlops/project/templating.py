@@ -76,18 +76,33 @@ class Renderer:
                     self.env.globals[name] = macro
                     self.macro_names[name] = path
 
-    def render(self, text: str, path: Path, this: str | None) -> str:
+    def render(
+        self,
+        text: str,
+        path: Path,
+        this: str | None,
+        *,
+        first_line: int = 1,
+        file_text: str | None = None,
+    ) -> str:
+        """Render `text`, which starts at `first_line` of the file `file_text` (default: itself)."""
         if not _NEEDS_JINJA.search(text):
             return text
         name = str(path)
+        whole = text if file_text is None else file_text
+
+        def at(line: int | None) -> int | None:
+            return None if line is None else line + first_line - 1
+
         self._loader.sources[name] = text
         try:
             template = self.env.get_template(name)
             return template.render(this=this) if this else template.render()
         except jinja2.TemplateSyntaxError as exc:
-            raise _error(exc.message or str(exc), path, text, exc.lineno) from None
+            raise _error(exc.message or str(exc), path, whole, at(exc.lineno)) from None
         except Exception as exc:  # any error raised while a user's template runs
-            raise _error(_describe(exc), path, text, _template_line(exc, name), exc) from None
+            line = at(_template_line(exc, name) or 1)
+            raise _error(_describe(exc), path, whole, line, exc) from None
         finally:
             self._loader.sources.pop(name, None)
 
