@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import sqlglot
 from sqlglot import exp
-from sqlglot.errors import ParseError, TokenError
+from sqlglot.errors import ParseError, SqlglotError, TokenError
 from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 from sqlglot.optimizer.scope import traverse_scope
+from sqlglot.tokens import TokenType  # type: ignore[attr-defined]
 
 from sqlops.errors import ProjectError, snippet_at
 
@@ -23,21 +26,78 @@ class TableRef:
     name: str
     line: int
     column: int
+    catalog: str | None = None  # a database part: sqlops builds in one database
 
     @property
     def written(self) -> str:
-        return f"{self.schema}.{self.name}" if self.schema else self.name
+        parts = (self.catalog, self.schema, self.name)
+        return ".".join(p for p in parts if p)
+
+
+LineMap = Callable[[int], int]
+
+
+def same_line(line: int) -> int:
+    return line
+
+
+def line_map(source: str, rendered: str) -> LineMap:
+    """Map a line of Jinja's output back to the line of the file it came from.
+
+    Lines Jinja left alone map one to one; lines a template expression produced map to the line
+    of that expression.
+    """
+    if source == rendered or (
+        source.count("\n") == rendered.count("\n") and _same_shape(source, rendered)
+    ):
+        return same_line
+    src, out = source.splitlines(), rendered.splitlines()
+    mapping: dict[int, int] = {}
+    matcher = difflib.SequenceMatcher(None, src, out, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        for k in range(j1, j2):
+            mapping[k + 1] = i1 + (k - j1) + 1 if tag == "equal" else min(i1 + 1, max(i2, 1))
+    return lambda line: mapping.get(line, line)
+
+
+def _same_shape(source: str, rendered: str) -> bool:
+    # every line that has no template tag is unchanged: lines line up one to one
+    for a, b in zip(source.splitlines(), rendered.splitlines(), strict=False):
+        if "{" not in a and a != b:
+            return False
+    return True
+
+
+def statement_lines(sql: str, dialect: str) -> list[int]:
+    """The line each statement of a script starts on."""
+    try:
+        tokens = sqlglot.Dialect.get_or_raise(dialect).tokenize(sql)
+    except SqlglotError:
+        return [1]
+    lines, start = [], True
+    for token in tokens:
+        if token.token_type == TokenType.SEMICOLON:
+            start = True
+        elif start:
+            lines.append(token.line)
+            start = False
+    return lines or [1]
 
 
 def parse_statements(
-    sql: str, dialect: str, path: Path, file_text: str, line_offset: int = 0
+    sql: str,
+    dialect: str,
+    path: Path,
+    file_text: str,
+    line_offset: int = 0,
+    lines: LineMap = same_line,
 ) -> list[exp.Expr]:
     """Parse SQL; a syntax error becomes a ProjectError at the file's line and column."""
     try:
         return [e for e in sqlglot.parse(sql, dialect=dialect) if e is not None]
     except ParseError as err:
         first = err.errors[0] if err.errors else {}
-        line = int(first.get("line") or 1) + line_offset
+        line = lines(int(first.get("line") or 1)) + line_offset
         col = int(first.get("col") or 1)
         highlight = first.get("highlight") or ""
         col = max(1, col - len(highlight) + 1) if highlight else col
@@ -117,6 +177,7 @@ def _ref(table: exp.Table, line_offset: int, dialect: str | None) -> TableRef:
         normalize_name(table.name, dialect, table.this.quoted),
         line,
         start,
+        table.catalog or None,
     )
 
 

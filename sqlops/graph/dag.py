@@ -36,6 +36,7 @@ class Graph:
             raise ProjectError(
                 f"the models form a cycle (each reads the next): {' -> '.join(path)}\n{files}",
                 path=nodes[path[0]].path,
+                line=nodes[path[0]].ref_lines.get(path[1]),
                 hint="a model cannot read itself through other models; break one of these "
                 "references (an assertion's references() counts as one too)",
             )

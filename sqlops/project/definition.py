@@ -54,6 +54,8 @@ class Node:
     canonical: str = ""
     content_hash: str = ""
     extra: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+    # the line of the first reference to each dependency, for messages
+    ref_lines: dict[str, int] = field(default_factory=dict, hash=False, compare=False)
 
     @property
     def all_deps(self) -> tuple[str, ...]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -23,7 +24,15 @@ from sqlops.project.definition import Column, Kind, Materialized, Node
 from sqlops.project.directives import Directive, scan
 from sqlops.project.resolve import Resolver
 from sqlops.project.templating import Renderer, TargetInfo
-from sqlops.syntax import TableRef, normalize_name, parse_statements, table_refs
+from sqlops.syntax import (
+    LineMap,
+    TableRef,
+    line_map,
+    normalize_name,
+    parse_statements,
+    statement_lines,
+    table_refs,
+)
 
 CACHE_DIR = ".sqlops"
 
@@ -126,6 +135,7 @@ class _Loader:
         for item in parsed:
             node = item.node
             deps: list[str] = []
+            ref_lines: dict[str, int] = {}
             for table, ref in zip(item.ref_tables, item.refs, strict=True):
                 target_id = resolver.resolve(ref, node, item.text)
                 if target_id == node.id:
@@ -138,6 +148,7 @@ class _Loader:
                         hint="a model cannot read its own relation; did you mean a source?",
                     )
                 deps.append(target_id)
+                ref_lines.setdefault(target_id, ref.line)
                 _point_at(table, by_id[target_id].node)
             check_deps: list[str] = []
             assertions = []
@@ -146,6 +157,7 @@ class _Loader:
                     target_id = resolver.resolve(ref, node, item.text)
                     if target_id != node.id and target_id not in deps:
                         check_deps.append(target_id)
+                    ref_lines.setdefault(target_id, pa.assertion.line)
                 assertions.append(replace(pa.assertion, owner=node.id))
             if node.kind is Kind.TEST:  # a test has no data: what its checks read is all it has
                 deps, check_deps = check_deps, []
@@ -153,6 +165,7 @@ class _Loader:
                 node,
                 depends_on=tuple(dict.fromkeys(deps)),
                 check_deps=tuple(dict.fromkeys(check_deps)),
+                ref_lines=ref_lines,
                 assertions=tuple(assertions),
             )
             if item.ast is not None:
@@ -164,8 +177,9 @@ class _Loader:
             item = by_id[node_id]
             if node.kind is Kind.MODEL:
                 columns = self._columns(node, asts[node_id], nodes)
+                # quoting every identifier makes `id` and `"id"` the same where the dialect does
                 canonical = normalize_identifiers(asts[node_id].copy(), dialect=self.dialect).sql(
-                    self.dialect, comments=False
+                    self.dialect, comments=False, identify=True
                 )
                 node = replace(node, columns=columns, canonical=canonical)
                 nodes[node_id] = node
@@ -193,7 +207,7 @@ class _Loader:
         )
         scanned = scan(text, path)
         node, parsed_assertions = self._directives(node, scanned.directives, text)
-        statements = self._parse(scanned.body, node, text)
+        statements, rendered, lines = self._parse(scanned.body, node, text)
         if not statements:
             raise ProjectError(
                 "the model has no SQL",
@@ -201,15 +215,23 @@ class _Loader:
                 hint="a model file holds one SELECT (CTEs welcome)",
             )
         if len(statements) > 1 or not isinstance(statements[0], exp.Query):
-            kind = type(statements[0] if len(statements) == 1 else statements[1]).__name__.upper()
+            which = 0 if len(statements) == 1 else 1
+            kind = type(statements[which]).__name__.upper()
+            starts = statement_lines(rendered, self.dialect)
+            line = lines(starts[which]) if which < len(starts) else None
             raise ProjectError(
                 f"a model is exactly one SELECT; found {len(statements)} statement(s), "
-                f"the {'first' if len(statements) == 1 else 'second'} a {kind}",
+                f"the {'first' if which == 0 else 'second'} a {kind}",
                 path=path,
+                line=line,
+                snippet=snippet_at(text, line) if line else None,
                 hint="keep one SELECT per model file; put DDL for raw tables in sources/",
             )
         ast = statements[0]
-        tables = table_refs(ast, 0, self.dialect)
+        tables = [
+            (table, replace(ref, line=lines(ref.line)))
+            for table, ref in table_refs(ast, 0, self.dialect)
+        ]
         return _Parsed(
             node,
             text,
@@ -233,7 +255,7 @@ class _Loader:
         )
         scanned = scan(text, path)
         node, parsed_assertions = self._directives(node, scanned.directives, text)
-        statements = self._parse(scanned.body, node, text)
+        statements, _, _ = self._parse(scanned.body, node, text)
         create = statements[0] if len(statements) == 1 else None
         if not isinstance(create, exp.Create) or not isinstance(create.this, exp.Schema):
             raise ProjectError(
@@ -376,15 +398,17 @@ class _Loader:
 
     # -- shared steps --------------------------------------------------------------------------
 
-    def _parse(self, body: str, node: Node, text: str) -> list[exp.Expr]:
+    def _parse(self, body: str, node: Node, text: str) -> tuple[list[exp.Expr], str, LineMap]:
+        """Render and parse a body: its statements, the rendered SQL, and where lines came from."""
         rendered = self.renderer.render(body, node.path, node.relation)
+        lines = line_map(body, rendered)
         key = content_key("parse", self.dialect, rendered)
         cached = self.cache.get(key)
         if cached is not None:
-            return [e.copy() for e in cached]
-        statements = parse_statements(rendered, self.dialect, node.path, text)
+            return [e.copy() for e in cached], rendered, lines
+        statements = parse_statements(rendered, self.dialect, node.path, text, lines=lines)
         self.cache.put(key, [e.copy() for e in statements])
-        return statements
+        return statements, rendered, lines
 
     def _directives(
         self, node: Node, directives: tuple[Directive, ...], text: str
@@ -500,6 +524,8 @@ class _Loader:
             for s in outer.selects
         ):
             return None
+        if any(re.fullmatch(r"_col_\d+", name) for name in outer.named_selects):
+            return None  # an unaliased expression: only the engine knows what it will be called
         descriptions = _select_comments(ast)
         columns = tuple(
             Column(name, None, descriptions.get(i)) for i, name in enumerate(outer.named_selects)

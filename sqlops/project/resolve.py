@@ -35,15 +35,21 @@ class Resolver:
         return candidates[0] if len(candidates) == 1 else sorted(candidates)
 
     def resolve(self, ref: TableRef, node: Node, file_text: str) -> str:
-        found = self.find(ref, node.schema if node.kind is Kind.MODEL else None)
-        if isinstance(found, str):
-            return found
         where = {
             "path": node.path,
             "line": ref.line,
             "column": ref.column,
             "snippet": snippet_at(file_text, ref.line, ref.column),
         }
+        if ref.catalog:
+            raise ProjectError(
+                f"`{ref.written}` names a database; sqlops builds in the target's one database",
+                hint=f"drop the `{ref.catalog}.` part, or declare the table as a source",
+                **where,  # type: ignore[arg-type]
+            )
+        found = self.find(ref, node.schema if node.kind is Kind.MODEL else None)
+        if isinstance(found, str):
+            return found
         if found:
             raise ProjectError(
                 f"`{ref.written}` is ambiguous: it could be {', '.join(found)}",

@@ -1,0 +1,601 @@
+"""Loading real projects: dependencies and columns read from SQL, errors, cache, fingerprints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sqlops.errors import SqlopsError
+from sqlops.graph.fingerprint import fingerprints
+from sqlops.project.loader import Project, load_project
+
+TOML = """\
+[project]
+name = "t"
+dialect = "duckdb"
+[targets.local]
+engine = "duckdb"
+path = "t.duckdb"
+"""
+SOURCE = "CREATE TABLE raw.x (id INTEGER, name VARCHAR, amount DECIMAL(10, 2))\n"
+ORDERS = "SELECT id, amount FROM raw.x\n"
+
+
+def write(root: Path, files: dict[str, str]) -> Path:
+    files = {"sqlops.toml": TOML, "sources/raw/x.sql": SOURCE, **files}
+    for relpath, text in files.items():
+        path = root / relpath
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+def load(root: Path, files: dict[str, str] | None = None, *, use_cache: bool = False) -> Project:
+    if files is not None:
+        write(root, files)
+    return load_project(root, use_cache=use_cache)
+
+
+def load_error(root: Path, files: dict[str, str], relpath: str, line: int) -> SqlopsError:
+    """Loading fails with an error located at relpath:line."""
+    with pytest.raises(SqlopsError) as info:
+        load(root, files)
+    err = info.value
+    assert err.path == root / relpath
+    assert err.line == line
+    assert err.message
+    assert err.hint
+    return err
+
+
+# -- dependencies and columns ---------------------------------------------------------------------
+
+
+def test_a_model_reads_a_source(tmp_path: Path) -> None:
+    project = load(tmp_path, {"models/staging/orders.sql": ORDERS})
+    node = project.nodes["staging.orders"]
+    assert node.depends_on == ("raw.x",)
+    assert node.column_names == ("id", "amount")
+    assert project.nodes["raw.x"].column_names == ("id", "name", "amount")
+
+
+def test_a_model_in_the_models_folder_is_in_the_default_schema(tmp_path: Path) -> None:
+    project = load(tmp_path, {"models/orders.sql": ORDERS})
+    assert project.nodes["main.orders"].depends_on == ("raw.x",)
+
+
+def test_cte_that_shadows_a_model_name(tmp_path: Path) -> None:
+    project = load(
+        tmp_path,
+        {
+            "models/staging/orders.sql": ORDERS,
+            "models/marts/orders.sql": "WITH orders AS (SELECT * FROM staging.orders)\n"
+            "SELECT * FROM orders",
+        },
+    )
+    node = project.nodes["marts.orders"]
+    assert node.depends_on == ("staging.orders",)
+    assert node.column_names == ("id", "amount")
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "WITH x AS (SELECT 1 AS id) SELECT id FROM x",
+        "SELECT id FROM (WITH x AS (SELECT 1 AS id) SELECT id FROM x) AS s",
+        "WITH RECURSIVE x AS (SELECT 1 AS id UNION ALL SELECT id + 1 FROM x WHERE id < 3) "
+        "SELECT id FROM x",
+        "SELECT range AS id FROM range(3)",
+    ],
+    ids=["cte", "cte-in-subquery", "recursive-cte", "table-function"],
+)
+def test_names_that_are_not_tables_are_not_dependencies(tmp_path: Path, sql: str) -> None:
+    node = load(tmp_path, {"models/marts/m.sql": sql}).nodes["marts.m"]
+    assert node.depends_on == ()
+    assert node.column_names == ("id",)
+
+
+@pytest.mark.parametrize(
+    "reference",
+    ['"Staging"."Orders"', "STAGING.Orders", '"staging".orders', 'Staging."ORDERS"'],
+)
+def test_quoted_and_mixed_case_names_resolve_on_duckdb(tmp_path: Path, reference: str) -> None:
+    project = load(
+        tmp_path,
+        {
+            "models/staging/orders.sql": ORDERS,
+            "models/marts/m.sql": f"SELECT * FROM {reference}",
+        },
+    )
+    assert project.nodes["marts.m"].depends_on == ("staging.orders",)
+    assert project.nodes["marts.m"].column_names == ("id", "amount")
+
+
+def test_union_all_reads_both_sides_and_takes_the_left_columns(tmp_path: Path) -> None:
+    project = load(
+        tmp_path,
+        {
+            "models/staging/orders.sql": ORDERS,
+            "models/marts/m.sql": "SELECT id, amount AS value FROM staging.orders\n"
+            "UNION ALL\n"
+            "SELECT id, 0 FROM raw.x",
+        },
+    )
+    node = project.nodes["marts.m"]
+    assert set(node.depends_on) == {"staging.orders", "raw.x"}
+    assert node.column_names == ("id", "value")
+
+
+def test_window_functions(tmp_path: Path) -> None:
+    sql = (
+        "SELECT id,\n"
+        "       row_number() OVER (PARTITION BY name ORDER BY amount) AS rank_in_name,\n"
+        "       sum(amount) OVER w AS running\n"
+        "FROM raw.x\n"
+        "WINDOW w AS (ORDER BY id)"
+    )
+    node = load(tmp_path, {"models/marts/m.sql": sql}).nodes["marts.m"]
+    assert node.depends_on == ("raw.x",)
+    assert node.column_names == ("id", "rank_in_name", "running")
+
+
+@pytest.mark.parametrize(
+    ("sql", "columns"),
+    [
+        ("SELECT * FROM raw.x", ("id", "name", "amount")),
+        ("FROM raw.x", ("id", "name", "amount")),
+        ("SELECT o.* FROM raw.x AS o", ("id", "name", "amount")),
+        ("SELECT * EXCLUDE (name) FROM raw.x", ("id", "amount")),
+        ("SELECT * REPLACE (amount * 2 AS amount) FROM raw.x", ("id", "name", "amount")),
+        ("SELECT *, amount * 2 AS doubled FROM raw.x", ("id", "name", "amount", "doubled")),
+    ],
+    ids=["star", "from-first", "qualified-star", "exclude", "replace", "star-and-more"],
+)
+def test_star_from_a_source_is_expanded(tmp_path: Path, sql: str, columns: tuple[str, ...]) -> None:
+    assert load(tmp_path, {"models/marts/m.sql": sql}).nodes["marts.m"].column_names == columns
+
+
+def test_star_through_a_chain_of_models(tmp_path: Path) -> None:
+    project = load(
+        tmp_path,
+        {
+            "models/staging/orders.sql": "SELECT * FROM raw.x",
+            "models/marts/m.sql": "SELECT * EXCLUDE (amount) FROM staging.orders",
+        },
+    )
+    assert project.nodes["marts.m"].column_names == ("id", "name")
+
+
+def test_star_over_a_join_using(tmp_path: Path) -> None:
+    project = load(
+        tmp_path,
+        {
+            "models/staging/extra.sql": "SELECT id, 1 AS one FROM raw.x",
+            "models/marts/m.sql": "SELECT * FROM raw.x JOIN staging.extra USING (id)",
+        },
+    )
+    assert project.nodes["marts.m"].column_names == ("id", "name", "amount", "one")
+
+
+def test_subqueries_in_where_in_and_select_list(tmp_path: Path) -> None:
+    sql = (
+        "SELECT id,\n"
+        "       (SELECT max(amount) FROM staging.top) AS top_amount,\n"
+        "       (SELECT count(*) FROM staging.orders AS o WHERE o.id = x.id) AS n\n"
+        "FROM raw.x AS x\n"
+        "WHERE id IN (SELECT id FROM staging.orders)\n"
+        "  AND EXISTS (SELECT 1 FROM staging.flags)"
+    )
+    project = load(
+        tmp_path,
+        {
+            "models/staging/orders.sql": ORDERS,
+            "models/staging/top.sql": ORDERS,
+            "models/staging/flags.sql": "SELECT id FROM raw.x",
+            "models/marts/m.sql": sql,
+        },
+    )
+    node = project.nodes["marts.m"]
+    assert set(node.depends_on) == {"raw.x", "staging.orders", "staging.top", "staging.flags"}
+    assert node.column_names == ("id", "top_amount", "n")
+
+
+def test_group_by_all(tmp_path: Path) -> None:
+    sql = "SELECT name, count(*) AS n, sum(amount) AS total FROM raw.x GROUP BY ALL"
+    node = load(tmp_path, {"models/marts/m.sql": sql}).nodes["marts.m"]
+    assert node.column_names == ("name", "n", "total")
+
+
+def test_column_comment_is_its_description(tmp_path: Path) -> None:
+    sql = "SELECT id,\n  amount  -- paid, in dollars\nFROM raw.x"
+    node = load(tmp_path, {"models/marts/m.sql": sql}).nodes["marts.m"]
+    assert node.columns is not None
+    assert [(c.name, c.description) for c in node.columns] == [
+        ("id", None),
+        ("amount", "paid, in dollars"),
+    ]
+
+
+# -- name resolution ------------------------------------------------------------------------------
+
+
+def test_unqualified_name_prefers_the_same_schema(tmp_path: Path) -> None:
+    project = load(
+        tmp_path,
+        {
+            "models/staging/orders.sql": ORDERS,
+            "models/marts/orders.sql": "SELECT id FROM staging.orders",
+            "models/marts/report.sql": "SELECT * FROM orders",
+        },
+    )
+    assert project.nodes["marts.report"].depends_on == ("marts.orders",)
+    assert project.nodes["marts.report"].column_names == ("id",)
+
+
+def test_unqualified_name_resolves_to_the_one_node_of_that_name(tmp_path: Path) -> None:
+    project = load(
+        tmp_path,
+        {"models/staging/orders.sql": ORDERS, "models/marts/report.sql": "SELECT * FROM x"},
+    )
+    assert project.nodes["marts.report"].depends_on == ("raw.x",)
+
+
+def test_ambiguous_name_lists_the_candidates(tmp_path: Path) -> None:
+    err = load_error(
+        tmp_path,
+        {
+            "models/staging/orders.sql": ORDERS,
+            "models/marts/orders.sql": ORDERS,
+            "models/finance/report.sql": "SELECT *\nFROM orders",
+        },
+        "models/finance/report.sql",
+        2,
+    )
+    assert err.column == 6
+    assert "`orders` is ambiguous" in err.message
+    assert "marts.orders" in err.message and "staging.orders" in err.message
+    assert err.hint is not None and "qualify it with its schema" in err.hint
+
+
+def test_unknown_table_suggests_the_closest(tmp_path: Path) -> None:
+    err = load_error(
+        tmp_path,
+        {
+            "models/staging/orders.sql": ORDERS,
+            "models/marts/m.sql": "/* @description\n   spans lines */\nSELECT id\n"
+            "FROM staging.order",
+        },
+        "models/marts/m.sql",
+        4,
+    )
+    assert err.column == 6
+    assert "unknown table `staging.order`" in err.message
+    assert "did you mean `staging.orders`" in err.message
+    assert err.snippet is not None and "FROM staging.order" in err.snippet
+
+
+def test_unknown_table_in_a_subquery(tmp_path: Path) -> None:
+    err = load_error(
+        tmp_path,
+        {"models/marts/m.sql": "SELECT id FROM raw.x\nWHERE id IN (\n  SELECT id FROM raw.y)"},
+        "models/marts/m.sql",
+        3,
+    )
+    assert "unknown table `raw.y` (did you mean `raw.x`?)" in err.message
+
+
+def test_syntax_error_points_at_line_and_column(tmp_path: Path) -> None:
+    err = load_error(
+        tmp_path,
+        {"models/marts/m.sql": "-- @description x\nSELECT id\nFROM raw.x\nWHERE (id = 1"},
+        "models/marts/m.sql",
+        4,
+    )
+    assert err.message.startswith("SQL syntax error")
+    assert err.column == 13
+    assert err.snippet is not None and "WHERE (id = 1" in err.snippet
+
+
+def test_unknown_table_found_through_the_cache_keeps_its_position(tmp_path: Path) -> None:
+    load(
+        tmp_path,
+        {
+            "models/staging/orders.sql": ORDERS,
+            "models/marts/m.sql": "SELECT id\nFROM   staging.orders",
+        },
+        use_cache=True,
+    )
+    (tmp_path / "models/staging/orders.sql").unlink()
+    with pytest.raises(SqlopsError) as info:
+        load(tmp_path, use_cache=True)
+    assert (info.value.line, info.value.column) == (2, 8)
+    assert "unknown table `staging.orders`" in info.value.message
+
+
+def test_second_statement_error_points_at_it(tmp_path: Path) -> None:
+    load_error(
+        tmp_path, {"models/marts/m.sql": "SELECT id FROM raw.x;\nSELECT 2"}, "models/marts/m.sql", 2
+    )
+
+
+def test_a_model_cannot_read_itself(tmp_path: Path) -> None:
+    err = load_error(
+        tmp_path,
+        {"models/marts/m.sql": "SELECT 1 AS id\nUNION ALL SELECT id FROM m"},
+        "models/marts/m.sql",
+        2,
+    )
+    assert "reads itself" in err.message
+
+
+def test_cycle_names_the_models_in_order(tmp_path: Path) -> None:
+    with pytest.raises(SqlopsError) as info:
+        load(
+            tmp_path,
+            {
+                "models/staging/a.sql": "SELECT * FROM staging.b",
+                "models/staging/b.sql": "SELECT * FROM staging.a",
+            },
+        )
+    err = info.value
+    assert "staging.a -> staging.b -> staging.a" in err.message
+    assert err.path in (tmp_path / "models/staging/a.sql", tmp_path / "models/staging/b.sql")
+    assert err.hint is not None and "break one of these references" in err.hint
+
+
+def test_cycle_error_points_at_a_reference(tmp_path: Path) -> None:
+    with pytest.raises(SqlopsError) as info:
+        load(
+            tmp_path,
+            {
+                "models/staging/a.sql": "SELECT *\nFROM staging.b",
+                "models/staging/b.sql": "SELECT *\nFROM staging.a",
+            },
+        )
+    assert info.value.line == 2
+
+
+# -- Jinja ----------------------------------------------------------------------------------------
+
+
+def test_ref_and_var(tmp_path: Path) -> None:
+    project = load(
+        tmp_path,
+        {
+            "sqlops.toml": TOML + '[vars]\nmin_amount = "3"\n',
+            "models/staging/orders.sql": ORDERS,
+            "models/marts/m.sql": "SELECT id FROM {{ ref('orders') }}\n"
+            "WHERE amount > {{ var('min_amount') }}",
+        },
+    )
+    assert project.nodes["marts.m"].depends_on == ("staging.orders",)
+    assert "\"amount\" > 3" in project.nodes["marts.m"].canonical
+
+
+def test_macro_from_the_macros_folder(tmp_path: Path) -> None:
+    project = load(
+        tmp_path,
+        {
+            "macros/money.sql": "{% macro cents(column) %}({{ column }} * 100)::BIGINT"
+            "{% endmacro %}",
+            "models/marts/m.sql": "SELECT id, {{ cents('amount') }} AS amount_cents FROM raw.x",
+        },
+    )
+    node = project.nodes["marts.m"]
+    assert node.column_names == ("id", "amount_cents")
+    assert "\"amount\" * 100" in node.canonical
+
+
+@pytest.mark.parametrize(
+    ("line3", "message"),
+    [
+        ("WHERE {{ nope() }}", "'nope' is undefined"),
+        ("WHERE id > {{ var('missing') }}", "var('missing') is not defined"),
+        ("{% if %}", "Expected an expression"),
+    ],
+    ids=["undefined", "missing-var", "syntax"],
+)
+def test_jinja_error_points_at_the_line(tmp_path: Path, line3: str, message: str) -> None:
+    err = load_error(
+        tmp_path,
+        {"models/marts/m.sql": f"SELECT id\nFROM raw.x\n{line3}\n"},
+        "models/marts/m.sql",
+        3,
+    )
+    assert message in err.message
+
+
+def test_error_line_after_a_multi_line_macro(tmp_path: Path) -> None:
+    load_error(
+        tmp_path,
+        {
+            "macros/cols.sql": "{% macro cols() %}id,\nname,\namount{% endmacro %}",
+            "models/marts/m.sql": "SELECT {{ cols() }}\nFROM raw.x\nJOIN raw.nope USING (id)",
+        },
+        "models/marts/m.sql",
+        3,
+    )
+
+
+# -- assertions are validated on load ---------------------------------------------------------------
+
+
+def test_assertions_are_attached_to_their_node(tmp_path: Path) -> None:
+    project = load(
+        tmp_path,
+        {"models/marts/m.sql": ORDERS + "-- @assert unique(id)\n-- @warn amount >= 0\n"},
+    )
+    assertions = project.nodes["marts.m"].assertions
+    assert [(a.name, a.blocking, a.line, a.owner) for a in assertions] == [
+        ("unique(id)", True, 2, "marts.m"),
+        ("amount >= 0", False, 3, "marts.m"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("directive", "unknown", "suggestion"),
+    [
+        ("-- @assert amout >= 0", "amout", "amount"),
+        ("-- @assert unique(idd)", "idd", "id"),
+        ("-- @warn amount >= 0 where amout > 1", "amout", "amount"),
+        ("-- @assert sum(amout) > 0", "amout", "amount"),
+    ],
+)
+def test_unknown_column_in_an_assertion(
+    tmp_path: Path, directive: str, unknown: str, suggestion: str
+) -> None:
+    err = load_error(
+        tmp_path,
+        {"models/marts/m.sql": f"SELECT id,\n  amount\nFROM raw.x\n\n{directive}\n"},
+        "models/marts/m.sql",
+        5,
+    )
+    assert f"unknown column `{unknown}` in assertion on marts.m" in err.message
+    assert f"did you mean `{suggestion}`" in err.message
+    assert err.hint == "marts.m has columns: id, amount"
+
+
+def test_unknown_target_column_in_references(tmp_path: Path) -> None:
+    err = load_error(
+        tmp_path,
+        {
+            "models/staging/orders.sql": ORDERS,
+            "models/marts/m.sql": "SELECT id FROM raw.x\n-- @assert references(id, staging.orders.idd)",
+        },
+        "models/marts/m.sql",
+        2,
+    )
+    assert "unknown column `idd` in assertion on staging.orders (did you mean `id`?)" in err.message
+
+
+def test_assertion_parse_error_has_the_directive_line(tmp_path: Path) -> None:
+    err = load_error(
+        tmp_path,
+        {"models/marts/m.sql": ORDERS + "\n-- @assert amount >= 0 tolerate lots\n"},
+        "models/marts/m.sql",
+        3,
+    )
+    assert "`tolerate lots`" in err.message
+
+
+def test_query_block_errors_point_into_the_block(tmp_path: Path) -> None:
+    err = load_error(
+        tmp_path,
+        {
+            "models/marts/m.sql": "SELECT id FROM raw.x\n/* @assert q:\nSELECT * FROM {{ this }}\n"
+            "JOIN raw.nope USING (id)\n*/\n"
+        },
+        "models/marts/m.sql",
+        4,
+    )
+    assert err.column == 6
+    assert "unknown table `raw.nope`" in err.message
+
+
+def test_jinja_error_in_a_directive_points_at_its_line(tmp_path: Path) -> None:
+    err = load_error(
+        tmp_path,
+        {"models/marts/m.sql": "SELECT id FROM raw.x\n-- @assert id > {{ var('nope') }}\n"},
+        "models/marts/m.sql",
+        2,
+    )
+    assert "var('nope') is not defined" in err.message
+
+
+def test_unknown_table_in_an_assertion(tmp_path: Path) -> None:
+    err = load_error(
+        tmp_path,
+        {"models/marts/m.sql": ORDERS + "-- @assert row_count() = (SELECT count(*) FROM raw.y)\n"},
+        "models/marts/m.sql",
+        2,
+    )
+    assert "unknown table `raw.y`" in err.message
+
+
+def test_a_table_read_only_by_an_assertion_is_a_dependency(tmp_path: Path) -> None:
+    project = load(
+        tmp_path,
+        {
+            "models/staging/orders.sql": ORDERS,
+            "models/marts/m.sql": "SELECT id FROM raw.x\n"
+            "-- @assert references(id, staging.orders.id)\n",
+        },
+    )
+    assert "staging.orders" in project.graph.ancestors("marts.m")
+
+
+# -- the parse cache ------------------------------------------------------------------------------
+
+CACHED = {
+    "models/staging/orders.sql": ORDERS,
+    "models/marts/m.sql": "SELECT id FROM staging.orders\n-- @assert unique(id)\n",
+}
+
+
+def test_second_load_of_an_unchanged_project_parses_nothing(tmp_path: Path) -> None:
+    first = load(tmp_path, CACHED, use_cache=True)
+    assert first.cache_misses > 0
+    second = load(tmp_path, use_cache=True)
+    assert second.cache_misses == 0
+    assert second.cache_hits == first.cache_misses
+    assert second.nodes == first.nodes
+
+
+def test_a_changed_file_is_parsed_again(tmp_path: Path) -> None:
+    load(tmp_path, CACHED, use_cache=True)
+    (tmp_path / "models/marts/m.sql").write_text("SELECT id, 1 AS one FROM staging.orders\n")
+    project = load(tmp_path, use_cache=True)
+    assert project.cache_misses > 0
+    assert project.nodes["marts.m"].column_names == ("id", "one")
+
+
+def test_without_the_cache_nothing_is_written(tmp_path: Path) -> None:
+    load(tmp_path, CACHED, use_cache=False)
+    assert not (tmp_path / ".sqlops").exists()
+
+
+# -- fingerprints -----------------------------------------------------------------------------------
+
+UPSTREAM = {
+    "models/staging/orders.sql": "SELECT id, amount FROM raw.x WHERE amount > 0\n",
+    "models/marts/m.sql": "SELECT id FROM staging.orders\n",
+}
+
+
+@pytest.mark.parametrize(
+    "rewritten",
+    [
+        "select ID, AMOUNT from RAW.X where AMOUNT > 0",
+        "-- the orders\nSELECT\n    id,\n    amount  -- in dollars\nFROM raw.x\n"
+        "WHERE amount > 0 /* paid */\n",
+        "-- @description Orders.\nSELECT id, amount FROM raw.x WHERE amount > 0\n"
+        "-- @assert unique(id)\n",
+    ],
+    ids=["case", "layout-and-comments", "directives"],
+)
+def test_fingerprint_ignores_formatting_and_comments(tmp_path: Path, rewritten: str) -> None:
+    before = fingerprints(load(tmp_path, UPSTREAM))
+    (tmp_path / "models/staging/orders.sql").write_text(rewritten)
+    assert fingerprints(load(tmp_path)) == before
+
+
+def test_fingerprint_changes_with_an_expression_and_downstream(tmp_path: Path) -> None:
+    before = fingerprints(load(tmp_path, UPSTREAM))
+    (tmp_path / "models/staging/orders.sql").write_text(
+        "SELECT id, amount FROM raw.x WHERE amount >= 0\n"
+    )
+    after = fingerprints(load(tmp_path))
+    assert after["raw.x"] == before["raw.x"]
+    assert after["staging.orders"] != before["staging.orders"]
+    assert after["marts.m"] != before["marts.m"]
+
+
+def test_fingerprint_changes_with_materialization(tmp_path: Path) -> None:
+    before = fingerprints(load(tmp_path, UPSTREAM))
+    (tmp_path / "models/marts/m.sql").write_text(
+        "-- @materialized view\nSELECT id FROM staging.orders\n"
+    )
+    after = fingerprints(load(tmp_path))
+    assert after["staging.orders"] == before["staging.orders"]
+    assert after["marts.m"] != before["marts.m"]
