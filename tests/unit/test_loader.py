@@ -370,7 +370,7 @@ def test_ref_and_var(tmp_path: Path) -> None:
         },
     )
     assert project.nodes["marts.m"].depends_on == ("staging.orders",)
-    assert "\"amount\" > 3" in project.nodes["marts.m"].canonical
+    assert '"amount" > 3' in project.nodes["marts.m"].canonical
 
 
 def test_macro_from_the_macros_folder(tmp_path: Path) -> None:
@@ -384,7 +384,7 @@ def test_macro_from_the_macros_folder(tmp_path: Path) -> None:
     )
     node = project.nodes["marts.m"]
     assert node.column_names == ("id", "amount_cents")
-    assert "\"amount\" * 100" in node.canonical
+    assert '"amount" * 100' in node.canonical
 
 
 @pytest.mark.parametrize(
