@@ -15,6 +15,7 @@ from sqlops.errors import SqlopsError
 if TYPE_CHECKING:
     from sqlops.engines.base import Engine
     from sqlops.project.loader import Project
+    from sqlops.run.results import RunResult
 
 app = typer.Typer(
     name="sqlops",
@@ -117,22 +118,7 @@ def build(
         plan = plan_build(project, engine, env, selected)
         if dry_run:
             if json_out:
-                render.print_json(
-                    {
-                        "env": plan.env,
-                        "added": list(plan.added),
-                        "steps": [
-                            {
-                                "id": s.node_id,
-                                "action": s.action.value,
-                                "relation": str(s.physical) if s.physical else None,
-                                "fingerprint": s.fingerprint,
-                                "reason": s.reason,
-                            }
-                            for s in plan.steps
-                        ],
-                    }
-                )
+                render.print_json(render.plan_json(plan))
             else:
                 render.plan(plan)
             return
@@ -140,6 +126,13 @@ def build(
             result = run_build(project, engine, plan, threads or project.target.threads, listener)
     finally:
         engine.close()
+    _report(result, json_out)
+
+
+def _report(result: RunResult, json_out: bool) -> None:
+    """Print a build or test run; exit 1 when anything failed."""
+    from sqlops.cli import render
+
     if json_out:
         render.print_json(render.run_json(result))
     else:
@@ -172,12 +165,7 @@ def test(
             result = test_environment(project, engine, env, selected, listener)
     finally:
         engine.close()
-    if json_out:
-        render.print_json(render.run_json(result))
-    else:
-        render.run_summary(result)
-    if not result.ok:
-        raise typer.Exit(1)
+    _report(result, json_out)
 
 
 @app.command()

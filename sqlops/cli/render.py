@@ -166,6 +166,23 @@ def plan(plan: Plan) -> None:
     )
 
 
+def plan_json(plan: Plan) -> dict[str, Any]:
+    return {
+        "env": plan.env,
+        "added": list(plan.added),
+        "steps": [
+            {
+                "id": s.node_id,
+                "action": s.action.value,
+                "relation": str(s.physical) if s.physical else None,
+                "fingerprint": s.fingerprint,
+                "reason": s.reason,
+            }
+            for s in plan.steps
+        ],
+    }
+
+
 def run_summary(result: RunResult) -> None:
     for node in result.nodes:
         if node.status is Status.ERROR:

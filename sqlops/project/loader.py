@@ -21,7 +21,7 @@ from sqlops.graph.dag import Graph
 from sqlops.project.cache import ParseCache, content_key
 from sqlops.project.config import ProjectConfig, Target, find_project_root, load_config
 from sqlops.project.definition import Column, Kind, Materialized, Node
-from sqlops.project.directives import Directive, scan
+from sqlops.project.directives import Directive, Scanned, scan
 from sqlops.project.resolve import Resolver
 from sqlops.project.templating import Renderer, TargetInfo
 from sqlops.syntax import (
@@ -193,12 +193,15 @@ class _Loader:
         schema = self._norm(parts[0]) if len(parts) > 1 else self.default_schema
         return schema, self._norm(path.stem)
 
-    def _model(self, path: Path) -> _Parsed:
+    def _start(
+        self, path: Path, kind: Kind, folder: str
+    ) -> tuple[str, Node, Scanned, list[ParsedAssertion]]:
+        """Read a SQL file of a model or source: its node, directives and assertions."""
         text = _read(path, self.root)
-        schema, name = self._split(path, "models")
+        schema, name = self._split(path, folder)
         node = Node(
             id=f"{schema}.{name}",
-            kind=Kind.MODEL,
+            kind=kind,
             schema=schema,
             name=name,
             path=path,
@@ -207,6 +210,10 @@ class _Loader:
         )
         scanned = scan(text, path)
         node, parsed_assertions = self._directives(node, scanned.directives, text)
+        return text, node, scanned, parsed_assertions
+
+    def _model(self, path: Path) -> _Parsed:
+        text, node, scanned, parsed_assertions = self._start(path, Kind.MODEL, "models")
         statements, rendered, lines = self._parse(scanned.body, node, text)
         if not statements:
             raise ProjectError(
@@ -242,19 +249,8 @@ class _Loader:
         )
 
     def _source(self, path: Path) -> _Parsed:
-        text = _read(path, self.root)
-        schema, name = self._split(path, "sources")
-        node = Node(
-            id=f"{schema}.{name}",
-            kind=Kind.SOURCE,
-            schema=schema,
-            name=name,
-            path=path,
-            relpath=self._relpath(path),
-            content_hash=_hash(text),
-        )
-        scanned = scan(text, path)
-        node, parsed_assertions = self._directives(node, scanned.directives, text)
+        text, node, scanned, parsed_assertions = self._start(path, Kind.SOURCE, "sources")
+        schema, name = node.schema, node.name
         statements, _, _ = self._parse(scanned.body, node, text)
         create = statements[0] if len(statements) == 1 else None
         if not isinstance(create, exp.Create) or not isinstance(create.this, exp.Schema):

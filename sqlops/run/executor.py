@@ -7,7 +7,6 @@ import subprocess
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,7 +17,7 @@ from sqlops.engines.base import Engine, Relation
 from sqlops.errors import EngineError
 from sqlops.graph.fingerprint import assertions_hash, fingerprints
 from sqlops.plan.builder import Action, Plan, Step, make_plan
-from sqlops.plan.relations import SANDBOX_PREFIX, Relations, env_relation, physical_relation
+from sqlops.plan.relations import Relations, env_relation, physical_relation
 from sqlops.project.definition import Kind, Materialized, Node
 from sqlops.run.assertions import run_assertions
 from sqlops.run.results import NodeResult, RunResult, Status
@@ -32,14 +31,6 @@ Listener = Callable[[str, str, NodeResult | None], None]  # (event, node id, res
 
 def _quiet(event: str, node_id: str, result: NodeResult | None) -> None:
     return None
-
-
-@dataclass
-class BuildOptions:
-    env: str = "prod"
-    selected: tuple[str, ...] = ()
-    threads: int = 1
-    dry_run: bool = False
 
 
 def plan_build(project: Project, engine: Engine, env: str, selected: list[str]) -> Plan:
@@ -315,6 +306,3 @@ def _git_commit(root: Path) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
-
-
-__all__ = ["SANDBOX_PREFIX", "BuildOptions", "build", "plan_build"]
