@@ -49,10 +49,10 @@ def _load(project_dir: Path | None, target: str | None) -> Project:
     return load_project(project_dir or Path.cwd(), target)
 
 
-def _engine(project: Project) -> Engine:
+def _engine(project: Project, *, read_only: bool = False) -> Engine:
     from sqlops.engines import connect
 
-    return connect(project.target, project.root)
+    return connect(project.target, project.root, read_only=read_only)
 
 
 def _select(project: Project, selectors: list[str] | None, exclude: list[str] | None) -> list[str]:
@@ -113,7 +113,7 @@ def build(
     check_env_name(env)
     project = _load(project_dir, target)
     selected = _select(project, selectors, exclude)
-    engine = _engine(project)
+    engine = _engine(project, read_only=dry_run)
     try:
         plan = plan_build(project, engine, env, selected)
         if dry_run:
@@ -159,7 +159,7 @@ def test(
     check_env_name(env)
     project = _load(project_dir, target)
     selected = _select(project, selectors, exclude)
-    engine = _engine(project)
+    engine = _engine(project, read_only=True)
     try:
         with render.progress(len(selected), "testing") as listener:
             result = test_environment(project, engine, env, selected, listener)
@@ -301,7 +301,6 @@ def show(
     from rich.table import Table
 
     from sqlops.cli import render
-    from sqlops.engines.base import Relation
     from sqlops.plan.relations import Relations, check_env_name, env_relation
     from sqlops.project.definition import Kind
 
@@ -313,12 +312,12 @@ def show(
             f"{node.id} is a test file, not a relation", hint="use `sqlops test` to run it"
         )
     relations = Relations(project, lambda n: env_relation(n, env), project.target.dialect)
-    engine = _engine(project)
+    engine = _engine(project, read_only=True)
     try:
         if node.kind is Kind.MODEL:
             sql = relations.sql(node)
         else:
-            sql = f"SELECT * FROM {engine.quote(env_relation(node, env) if node.kind is not Kind.SOURCE else Relation(node.schema, node.name))}"
+            sql = f"SELECT * FROM {engine.quote(env_relation(node, env))}"
         result = engine.query(f"SELECT * FROM ({sql}) AS __sqlops_show LIMIT {int(limit)}")
     finally:
         engine.close()

@@ -191,6 +191,8 @@ def run_summary(result: RunResult) -> None:
                 + (f" ({escape(node.location)})" if node.location else "")
                 + f": {escape(node.message or '')}"
             )
+            if node.hint:
+                out.print(f"  [bold]to fix this:[/] {escape(node.hint)}")
         for warning in node.warnings:
             out.print(f"[yellow]warning[/] {escape(node.node_id)}: {escape(warning)}")
         for check in node.assertions:

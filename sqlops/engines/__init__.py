@@ -13,12 +13,15 @@ if TYPE_CHECKING:
     from sqlops.project.config import Target
 
 
-def connect(target: Target, root: Path) -> Engine:
-    """Open the engine a target names. Engines are imported only when used."""
+def connect(target: Target, root: Path, *, read_only: bool = False) -> Engine:
+    """Open the engine a target names. Engines are imported only when used.
+
+    `read_only` is for commands that only look: they must not create or change anything.
+    """
     if target.engine == "duckdb":
         from sqlops.engines.duckdb import DuckDBEngine
 
-        return DuckDBEngine.open(target, root)
+        return DuckDBEngine.open(target, root, read_only=read_only)
     raise ConfigError(
         f"target `{target.name}` uses engine `{target.engine}`, which this version cannot run yet",
         hint='use engine = "duckdb"',

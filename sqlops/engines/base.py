@@ -98,5 +98,14 @@ class Engine(ABC):
         """Drop a relation of kind "table" or "view" if it exists."""
         self.execute(f"DROP {kind.upper()} IF EXISTS {self.quote(relation)}")
 
+    def data_stamp(self, relation: Relation) -> str | None:
+        """Something that changes when the relation's rows change; None if it does not exist.
+
+        The row count is the portable floor; engines that can hash rows do better.
+        """
+        if self.columns(relation) is None:
+            return None
+        return f"rows {self.row_count(relation)}"
+
     def row_count(self, relation: Relation) -> int:
         return int(self.query(f"SELECT count(*) FROM {self.quote(relation)}").rows[0][0])

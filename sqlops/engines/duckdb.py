@@ -24,13 +24,15 @@ class DuckDBEngine(Engine):
         self.path = path
 
     @classmethod
-    def open(cls, target: Target, root: Path) -> DuckDBEngine:
+    def open(cls, target: Target, root: Path, *, read_only: bool = False) -> DuckDBEngine:
         raw = str(target.settings.get("path", ":memory:"))
         path = raw if raw == ":memory:" else str((root / raw).resolve())
-        if path != ":memory:":
+        if read_only and path != ":memory:" and not Path(path).exists():
+            path = ":memory:"  # nothing built yet: look at an empty database, create no file
+        elif path != ":memory:" and not read_only:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         try:
-            con = duckdb.connect(path)
+            con = duckdb.connect(path, read_only=read_only and path != ":memory:")
         except duckdb.IOException as exc:
             text = str(exc)
             if "lock" in text.lower():
@@ -50,6 +52,8 @@ class DuckDBEngine(Engine):
                 f"cannot open DuckDB file {raw}: {exc}",
                 hint=f"check the path of [targets.{target.name}] in sqlops.toml",
             ) from None
+        # relative paths in models (read_csv('data/x.csv')) mean the project folder, not the cwd
+        con.execute("SET file_search_path = ?", [str(root)])
         return cls(con, path)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
@@ -89,6 +93,14 @@ class DuckDBEngine(Engine):
             (relation.schema, relation.name),
         ).rows
         return [(str(r[0]), str(r[1])) for r in rows] or None
+
+    def data_stamp(self, relation: Relation) -> str | None:
+        if self.columns(relation) is None:
+            return None
+        count, total = self.query(
+            f"SELECT count(*), sum(hash(__t)::HUGEINT) FROM {self.quote(relation)} AS __t"
+        ).rows[0]
+        return f"rows {count} hash {total}"
 
     def relations(self, schema: str) -> dict[str, str]:
         rows = self.query(

@@ -16,14 +16,19 @@ if TYPE_CHECKING:
     from sqlops.project.loader import Project
 
 
-def fingerprints(project: Project) -> dict[str, str]:
+def fingerprints(project: Project, data_stamps: dict[str, str] | None = None) -> dict[str, str]:
+    """`data_stamps` identify the data of each source: new raw data is a new version downstream.
+
+    Without stamps (inspection commands) only the code counts.
+    """
+    stamps = data_stamps or {}
     result: dict[str, str] = {}
     for node_id in project.graph.topological():
         node = project.nodes[node_id]
         if node.kind is Kind.TEST:
             continue
         digest = hashlib.sha256()
-        for part in (node.kind.value, _data_config(node), node.canonical):
+        for part in (node.kind.value, _data_config(node), node.canonical, stamps.get(node_id, "")):
             digest.update(part.encode())
             digest.update(b"\x00")
         for dep in sorted(node.depends_on):

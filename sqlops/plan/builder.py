@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 
 class Action(StrEnum):
-    LOAD_SOURCE = "check source"  # load a @location file, check drift, run source assertions
+    CHECK_SOURCE = "check source"  # a table of the database: check drift, run its assertions
     BUILD = "build"  # a version that does not exist yet
     REUSE = "reuse"  # built and tested before, in this or another environment
     RETEST = "retest"  # built before, but its assertions changed since
@@ -40,6 +40,7 @@ class Plan:
     steps: tuple[Step, ...]
     selected: tuple[str, ...]
     added: tuple[str, ...]  # ancestors outside the selection that changed, promoted with it
+    fingerprints: dict[str, str]
 
     def step(self, node_id: str) -> Step:
         return next(s for s in self.steps if s.node_id == node_id)
@@ -60,9 +61,11 @@ def make_plan(
     versions: dict[tuple[str, str], Version],
     deployed: dict[str, Deployed],
     existing: set[tuple[str, str]],
+    data_stamps: dict[str, str] | None = None,
 ) -> Plan:
-    """`existing` holds the (schema, name) of physical relations that are really there."""
-    fps = fingerprints(project)
+    """`existing` holds the (schema, name) of physical relations that are really there;
+    `data_stamps` identify each source's data (see fingerprints)."""
+    fps = fingerprints(project, data_stamps)
     nodes = project.nodes
     chosen = set(selected)
     # An ancestor whose current version is not what the environment serves comes along, so that
@@ -87,9 +90,13 @@ def make_plan(
             and current.fingerprint == fps.get(node.id)
         ):
             chosen.add(node.id)
-    # Sources that feed the selection are checked first, in every build.
+    # Tables of the database that feed the selection are checked first, in every build.
     for node_id in list(chosen):
-        chosen |= {a for a in project.graph.ancestors(node_id) if nodes[a].kind is Kind.SOURCE}
+        chosen |= {
+            a
+            for a in project.graph.ancestors(node_id)
+            if nodes[a].kind is Kind.SOURCE and not nodes[a].is_versioned
+        }
     # Tests run when everything they read is in the build.
     if selected:
         for node in nodes.values():
@@ -100,7 +107,7 @@ def make_plan(
     for node_id in project.graph.topological(chosen):
         node = nodes[node_id]
         steps.append(_step(node, fps.get(node_id, ""), versions, existing, fps))
-    return Plan(env, tuple(steps), tuple(selected), tuple(project.graph.topological(added)))
+    return Plan(env, tuple(steps), tuple(selected), tuple(project.graph.topological(added)), fps)
 
 
 def _step(
@@ -110,8 +117,8 @@ def _step(
     existing: set[tuple[str, str]],
     fingerprints_of: dict[str, str],
 ) -> Step:
-    if node.kind is Kind.SOURCE:
-        return Step(node.id, Action.LOAD_SOURCE, fingerprint, None, "sources are checked first")
+    if node.kind is Kind.SOURCE and not node.is_versioned:
+        return Step(node.id, Action.CHECK_SOURCE, fingerprint, None, "sources are checked first")
     if node.kind is Kind.TEST:
         return Step(node.id, Action.TEST, "", None, "standalone assertions")
     if node.materialized is Materialized.EPHEMERAL:
@@ -121,8 +128,18 @@ def _step(
     there = (physical.schema, physical.name) in existing
     if version is None or not there:
         return Step(node.id, Action.BUILD, fingerprint, physical, "new version")
+    # A version is never rebuilt in place: an environment may serve it. Same code, same upstream
+    # data: the same rows. Its assertions are run again instead.
     if version.status != "passed":
-        return Step(node.id, Action.BUILD, fingerprint, physical, "its last build failed")
+        return Step(
+            node.id, Action.RETEST, fingerprint, physical, "its assertions failed last time"
+        )
     if version.assertions_hash != assertions_hash(node, fingerprints_of):
-        return Step(node.id, Action.RETEST, fingerprint, physical, "assertions changed")
+        return Step(
+            node.id,
+            Action.RETEST,
+            fingerprint,
+            physical,
+            "its assertions, or what they read, changed",
+        )
     return Step(node.id, Action.REUSE, fingerprint, physical, "built and tested before")

@@ -38,7 +38,7 @@ def physical_relation(node: Node, fingerprint: str) -> Relation:
 
 
 def env_relation(node: Node, env: str) -> Relation:
-    if node.kind is Kind.SOURCE:
+    if node.kind is Kind.SOURCE and not node.is_versioned:
         return Relation(node.schema, node.name)
     schema = node.schema if env == PROD else f"{node.schema}__{env}"
     return Relation(schema, node.name)
@@ -63,7 +63,7 @@ class Relations:
         self._inlined: dict[str, exp.Expr] = {}
 
     def of(self, node: Node) -> exp.Expr:
-        if node.kind is Kind.SOURCE:
+        if node.kind is Kind.SOURCE and not node.is_versioned:
             return Relation(node.schema, node.name).table()
         if node.kind is Kind.MODEL and node.materialized is Materialized.EPHEMERAL:
             if node.id not in self._inlined:

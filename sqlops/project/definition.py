@@ -71,7 +71,12 @@ class Node:
 
     @property
     def is_versioned(self) -> bool:
-        """Models and seeds get fingerprinted physical relations; sources and tests do not."""
+        """Models, seeds and sources read from files get fingerprinted physical relations.
+
+        A source that is a table of the database is not sqlops's to version: it is read in place.
+        """
+        if self.kind is Kind.SOURCE:
+            return self.location is not None
         return self.kind in (Kind.MODEL, Kind.SEED) and self.materialized != Materialized.EPHEMERAL
 
     def where(self, line: int | None = None) -> str:

@@ -3,6 +3,7 @@ assertions on each new version, and promotion of the environment only when nothi
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import time
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from sqlglot.errors import SqlglotError
 
 from sqlops.engines.base import Engine, Relation
 from sqlops.errors import EngineError
-from sqlops.graph.fingerprint import assertions_hash, fingerprints
+from sqlops.graph.fingerprint import assertions_hash
 from sqlops.plan.builder import Action, Plan, Step, make_plan
 from sqlops.plan.relations import Relations, env_relation, physical_relation
 from sqlops.project.definition import Kind, Materialized, Node
@@ -34,14 +35,39 @@ def _quiet(event: str, node_id: str, result: NodeResult | None) -> None:
 
 
 def plan_build(project: Project, engine: Engine, env: str, selected: list[str]) -> Plan:
+    """Read state and the sources' data stamps, and plan. Writes nothing."""
     store = StateStore(engine)
-    store.ensure()
     existing = {
         (schema, name)
         for schema in {physical_relation(n, "x").schema for n in project.nodes.values()}
         for name in engine.relations(schema)
     }
-    return make_plan(project, selected, env, store.versions(), store.environment(env), existing)
+    return make_plan(
+        project,
+        selected,
+        env,
+        store.versions(),
+        store.environment(env),
+        existing,
+        data_stamps(project, engine),
+    )
+
+
+def data_stamps(project: Project, engine: Engine) -> dict[str, str]:
+    """What identifies each source's data now: its file's bytes, or the table's contents."""
+    stamps = {}
+    for node in project.nodes.values():
+        if node.kind is not Kind.SOURCE:
+            continue
+        if node.location:
+            digest = hashlib.sha256()
+            with (project.root / node.location).open("rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(block)
+            stamps[node.id] = f"file {digest.hexdigest()}"
+        else:
+            stamps[node.id] = engine.data_stamp(Relation(node.schema, node.name)) or "missing"
+    return stamps
 
 
 def build(
@@ -53,7 +79,8 @@ def build(
 ) -> RunResult:
     started = time.perf_counter()
     store = StateStore(engine)
-    fps = fingerprints(project)
+    store.ensure()
+    fps = plan.fingerprints
     relations = Relations(
         project,
         lambda node: physical_relation(node, fps[node.id]),
@@ -61,9 +88,6 @@ def build(
     )
     # schemas are created up front: two threads creating one schema would conflict
     schemas = {s.physical.schema for s in plan.to_build if s.physical}
-    schemas |= {
-        project.nodes[s.node_id].schema for s in plan.steps if s.action is Action.LOAD_SOURCE
-    }
     for schema in sorted(schemas):
         engine.create_schema(schema)
 
@@ -136,10 +160,13 @@ def _run_step(project: Project, engine: Engine, relations: Relations, step: Step
     rows = None
     warnings: list[str] = []
     try:
-        if step.action is Action.LOAD_SOURCE:
-            rows, warnings = _check_source(project, engine, node)
+        if step.action is Action.CHECK_SOURCE:
+            warnings = _check_source_columns(project, engine, node)
+            rows = engine.row_count(Relation(node.schema, node.name))
         elif step.action is Action.BUILD:
             assert step.physical is not None
+            if node.kind is Kind.SOURCE:
+                warnings = _check_source_columns(project, engine, node)
             rows = _build_version(project, engine, relations, node, step.physical)
     except EngineError as exc:
         return NodeResult(
@@ -149,6 +176,7 @@ def _run_step(project: Project, engine: Engine, relations: Relations, step: Step
             time.perf_counter() - started,
             message=exc.message,
             location=node.relpath,
+            hint=exc.hint,
         )
     if step.action is Action.REUSE:
         return NodeResult(node.id, step.action, Status.REUSED, time.perf_counter() - started)
@@ -181,23 +209,16 @@ def _build_version(
         engine.drop(physical, kinds[physical.name])
     if node.kind is Kind.SEED:
         return engine.load_file(physical, node.path, [])
+    if node.kind is Kind.SOURCE:
+        assert node.location is not None
+        declared = [(c.name, c.type) for c in node.columns or ()]
+        return engine.load_file(physical, (project.root / node.location).resolve(), declared)
     sql = relations.query(node).sql(engine.dialect)
     if node.materialized is Materialized.VIEW:
         engine.create_view_as(physical, sql)
         return None
     engine.create_table_as(physical, sql)
     return engine.row_count(physical)
-
-
-def _check_source(project: Project, engine: Engine, node: Node) -> tuple[int | None, list[str]]:
-    """Check the source's columns against its declaration; load it if it reads a file."""
-    warnings = _check_source_columns(project, engine, node)
-    relation = Relation(node.schema, node.name)
-    if node.location:
-        path = (project.root / node.location).resolve()
-        declared = [(c.name, c.type) for c in node.columns or ()]
-        return engine.load_file(relation, path, declared), warnings
-    return engine.row_count(relation), warnings
 
 
 def _check_source_columns(project: Project, engine: Engine, node: Node) -> list[str]:

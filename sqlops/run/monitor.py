@@ -27,12 +27,10 @@ def test_environment(
     listener: Listener = _quiet,
 ) -> RunResult:
     started = time.perf_counter()
-    store = StateStore(engine)
-    store.ensure()
-    deployed = store.environment(env)
+    deployed = StateStore(engine).environment(env)
     relations = Relations(project, lambda node: env_relation(node, env), engine.dialect)
     results: list[NodeResult] = []
-    failed: set[str] = set()
+    broken: set[str] = set()  # could not be checked at all: what reads them is skipped
     for node_id in selected:
         node = project.nodes[node_id]
         listener("start", node_id, None)
@@ -52,15 +50,25 @@ def test_environment(
                 message=f"{', '.join(missing)} not deployed in `{env}`; "
                 f"run `sqlops build --env {env}` first",
             )
-        elif any(dep in failed for dep in node.all_deps):
-            result = NodeResult(node_id, None, Status.SKIPPED, message="an upstream source failed")
+        elif any(dep in broken for dep in node.all_deps):
+            culprit = next(dep for dep in node.all_deps if dep in broken)
+            result = NodeResult(
+                node_id, None, Status.SKIPPED, message=f"upstream {culprit} could not be checked"
+            )
         else:
             warnings: list[str] = []
             try:
-                if node.kind is Kind.SOURCE:
+                if node.kind is Kind.SOURCE and not node.is_versioned:
                     warnings = _check_source_columns(project, engine, node)
             except EngineError as exc:
-                result = NodeResult(node_id, Action.LOAD_SOURCE, Status.ERROR, message=exc.message)
+                result = NodeResult(
+                    node_id,
+                    Action.CHECK_SOURCE,
+                    Status.ERROR,
+                    message=exc.message,
+                    location=node.relpath,
+                    hint=exc.hint,
+                )
             else:
                 checks = tuple(run_assertions(engine, relations, node))
                 status = Status.FAILED if any(a.blocks for a in checks) else Status.PASSED
@@ -72,8 +80,8 @@ def test_environment(
                     assertions=checks,
                     warnings=tuple(warnings),
                 )
-        if not result.ok:
-            failed.add(node_id)
+        if result.status is Status.ERROR:
+            broken.add(node_id)
         results.append(result)
         listener("done", node_id, result)
     return RunResult("test", env, None, tuple(results), False, None, time.perf_counter() - started)

@@ -56,6 +56,7 @@ class NodeResult:
     message: str | None = None
     warnings: tuple[str, ...] = ()
     location: str | None = None  # file:line of what went wrong
+    hint: str | None = None  # how to fix it
 
     @property
     def ok(self) -> bool:

@@ -65,6 +65,9 @@ class StateStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
+    def exists(self) -> bool:
+        return set(_TABLES) <= set(self.engine.relations(META))
+
     def ensure(self) -> None:
         existing = self.engine.relations(META)
         if set(_TABLES) <= set(existing):
@@ -86,6 +89,8 @@ class StateStore:
     # -- versions -------------------------------------------------------------------------------
 
     def versions(self) -> dict[tuple[str, str], Version]:
+        if not self.exists():
+            return {}
         rows = self.engine.query(
             "SELECT node, fingerprint, physical_schema, physical_name, relation_kind, status, "
             f"assertions_hash, row_count FROM {self._t('versions')}"
@@ -119,6 +124,8 @@ class StateStore:
     # -- environments ---------------------------------------------------------------------------
 
     def environment(self, env: str) -> dict[str, Deployed]:
+        if not self.exists():
+            return {}
         rows = self.engine.query(
             "SELECT node, fingerprint, physical_schema, physical_name, relation_kind "
             f"FROM {self._t('environments')} WHERE env = ?",

@@ -15,6 +15,9 @@ MODELS = {
     "marts.revenue_daily",
     "ref.payment_methods",
 }
+# sources read from files are versioned like seeds: a change in their data is a new version
+SOURCES = {"raw.customers", "raw.orders", "raw.payments"}
+VERSIONED = MODELS | SOURCES
 
 
 def actions(run_json: str) -> dict[str, str]:
@@ -29,15 +32,15 @@ def test_template_builds_tables_views_and_state(built_shop: Shop) -> None:
         f"{s}.{n}"
         for s, n in shop.query(
             "SELECT table_schema, table_name FROM information_schema.tables "
-            "WHERE table_type = 'VIEW' AND table_schema IN ('staging', 'marts', 'ref')"
+            "WHERE table_type = 'VIEW' AND table_schema IN ('staging', 'marts', 'ref', 'raw')"
         )
     }
-    assert views == MODELS
+    assert views == VERSIONED
     physical = shop.query(
         "SELECT table_schema, table_name, table_type FROM information_schema.tables "
         "WHERE table_schema LIKE 'sqlops\\_\\_%' ESCAPE '\\'"
     )
-    assert len(physical) == len(MODELS)
+    assert len(physical) == len(VERSIONED)
     assert all("__" in name for _, name, _ in physical)
     # staging.customers is materialized as a view, the rest as tables
     kinds = {f"{s.removeprefix('sqlops__')}.{n.rsplit('__', 1)[0]}": k for s, n, k in physical}
@@ -53,7 +56,7 @@ def test_template_builds_tables_views_and_state(built_shop: Shop) -> None:
     # state: one deployment of prod naming every model and seed
     deployments = shop.query("SELECT env, nodes FROM sqlops_meta.deployments")
     assert len(deployments) == 1 and deployments[0][0] == "prod"
-    assert set(json.loads(deployments[0][1])) == MODELS
+    assert set(json.loads(deployments[0][1])) == VERSIONED
     statuses = shop.query("SELECT DISTINCT status FROM sqlops_meta.versions")
     assert statuses == [("passed",)]
 
@@ -193,7 +196,7 @@ def test_changed_blocking_assertion_is_rerun_without_rebuild(built_shop: Shop) -
     assert result.code == 1
     statuses = actions(result.stdout)
     assert statuses["marts.orders"] == "failed"
-    assert json.loads(result.stdout)["nodes"][0]["status"] == "passed"  # sources pass
+    assert statuses["raw.orders"] == "reused"  # the same data as before
 
 
 def test_dev_environment_does_not_touch_prod_and_prod_reuses_it(built_shop: Shop) -> None:
@@ -270,4 +273,4 @@ def test_dry_run_prints_plan_and_changes_nothing(built_shop: Shop) -> None:
     assert steps["staging.customers"] == "reuse"
     text = built_shop.ok("build", "--dry-run").stdout
     assert "nothing was run" in text
-    assert built_shop.query("SELECT count(*) FROM sqlops_meta.versions") == [(len(MODELS),)]
+    assert built_shop.query("SELECT count(*) FROM sqlops_meta.versions") == [(len(VERSIONED),)]

@@ -104,17 +104,21 @@ def test_test_command_monitors_what_prod_serves(built_shop: Shop) -> None:
     data = json.loads(result.stdout)
     assert data["ok"] is True
     assert data["assertion_counts"]["fail"] == 0
-    # corrupt what prod serves: raw data changes under it (a duplicated order)
-    con_sql = "INSERT INTO raw.orders SELECT * FROM raw.orders WHERE order_id = 1001"
+    # what prod serves goes bad under it (a duplicated order in the table a view points at)
+    (physical,) = built_shop.query(
+        "SELECT physical_schema || '.' || physical_name FROM sqlops_meta.environments "
+        "WHERE env = 'prod' AND node = 'marts.orders'"
+    )[0]
     import duckdb
 
     con = duckdb.connect(str(built_shop.db))
-    con.execute(con_sql)
+    con.execute(f"INSERT INTO {physical} SELECT * FROM {physical} WHERE order_id = 1001")
     con.close()
-    result = built_shop.sqlops("test", "raw.orders")
+    result = built_shop.sqlops("test", "marts.orders")
     assert result.code == 1
     assert "unique(order_id)" in result.stdout
-    assert "sources/raw/orders.sql" in result.stdout
+    assert "models/marts/orders.sql" in result.stdout
+    assert built_shop.sqlops("test", "raw.orders").code == 0
 
 
 def test_test_command_needs_a_deployed_environment(built_shop: Shop) -> None:

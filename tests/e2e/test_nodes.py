@@ -81,6 +81,7 @@ def test_source_table_without_location(make_project: Factory) -> None:
     assert result.code == 1
     assert "raw.events does not exist" in result.stdout
     con = duckdb.connect(str(p.db))
+    con.execute("CREATE SCHEMA raw")
     con.execute("CREATE TABLE raw.events (id BIGINT, kind VARCHAR)")
     con.execute("INSERT INTO raw.events VALUES (1, 'a'), (2, 'a'), (3, 'b')")
     con.close()
@@ -173,3 +174,48 @@ SELECT id, customer, amount, 0, 0 FROM staging.orders WHERE FALSE
         (2, 1),
         (3, 2),
     ]
+
+
+def test_new_source_data_is_a_new_version_promoted_atomically(make_project: Factory) -> None:
+    p = project(
+        make_project,
+        staging__orders="-- @materialized view\nSELECT * FROM raw.orders",
+        marts__totals="SELECT customer, sum(amount) AS total FROM staging.orders GROUP BY ALL",
+    )
+    p.ok("build")
+    assert p.query("SELECT count(*) FROM staging.orders") == [(3,)]
+    # new rows arrive: everything downstream is a new version, built, tested and promoted
+    p.write("data/orders.csv", ORDERS_CSV + "4,cid,7\n")
+    statuses = {n["id"]: n["status"] for n in json.loads(p.ok("build", "--json").stdout)["nodes"]}
+    assert statuses == {"raw.orders": "built", "staging.orders": "built", "marts.totals": "built"}
+    assert p.query("SELECT count(*) FROM staging.orders") == [(4,)]
+    assert p.query("SELECT total FROM marts.totals WHERE customer = 'cid'") == [(7,)]
+    # bad rows arrive: nothing of them is served, not even through the view model
+    p.write("data/orders.csv", ORDERS_CSV + "4,cid,7\n5,dan,-1\n")
+    assert p.sqlops("build").code == 1
+    assert p.query("SELECT count(*) FROM raw.orders") == [(4,)]
+    assert p.query("SELECT count(*) FROM staging.orders") == [(4,)]
+    assert p.query("SELECT count(*) FROM marts.totals") == [(3,)]
+
+
+def test_changed_rows_of_a_database_source_rebuild_what_reads_it(make_project: Factory) -> None:
+    p = make_project(
+        {
+            "sources/raw/events.sql": "CREATE TABLE raw.events (id INTEGER, kind VARCHAR)\n",
+            "models/counts.sql": "SELECT kind, count(*) AS n FROM raw.events GROUP BY kind",
+        }
+    )
+    con = duckdb.connect(str(p.db))
+    con.execute("CREATE SCHEMA raw")
+    con.execute("CREATE TABLE raw.events (id INTEGER, kind VARCHAR)")
+    con.execute("INSERT INTO raw.events VALUES (1, 'a')")
+    con.close()
+    p.ok("build")
+    statuses = {n["id"]: n["status"] for n in json.loads(p.ok("build", "--json").stdout)["nodes"]}
+    assert statuses["main.counts"] == "reused"
+    con = duckdb.connect(str(p.db))
+    con.execute("UPDATE raw.events SET kind = 'b'")
+    con.close()
+    statuses = {n["id"]: n["status"] for n in json.loads(p.ok("build", "--json").stdout)["nodes"]}
+    assert statuses["main.counts"] == "built"
+    assert p.query("SELECT * FROM main.counts") == [("b", 1)]
