@@ -109,19 +109,23 @@ def _failing_rows(assertion: Assertion, relate: Relate, dialect: str) -> str:
 def _table_level(
     assertion: Assertion, this_sql: str | None, relate: Relate, dialect: str
 ) -> tuple[str, tuple[str, ...]]:
-    check = _with_relations(sqlglot.parse_one(assertion.expression, dialect=dialect), relate)
-    measures: list[exp.Expr] = []
+    written = sqlglot.parse_one(assertion.expression, dialect=dialect)
+    # measured values are labelled as the user wrote them, before tables are pointed anywhere
     names: list[str] = []
 
+    def label(node: exp.Expr) -> exp.Expr:
+        if _is_measure(node):
+            names.append(node.sql(dialect, normalize_functions="lower"))
+            return exp.column("__m")
+        return node
+
+    written.copy().transform(label, copy=False)
+    check = _with_relations(written, relate)
+    measures: list[exp.Expr] = []
+
     def lift(node: exp.Expr) -> exp.Expr:
-        is_measure = (
-            isinstance(node, exp.Subquery)
-            or (isinstance(node, exp.Anonymous) and node.name.lower() == ROW_COUNT)
-            or (isinstance(node, exp.AggFunc) and not node.find_ancestor(exp.Window))
-        )
-        if not is_measure:
+        if not _is_measure(node):
             return node
-        names.append(node.sql(dialect))
         if isinstance(node, exp.Anonymous):
             node = exp.Count(this=exp.Star())
         measures.append(node.copy())
@@ -143,6 +147,15 @@ def _table_level(
         f"1 AS __total{measured} FROM __sqlops_measures"
     )
     return sql, tuple(names)
+
+
+def _is_measure(node: exp.Expr) -> bool:
+    """A value of the whole table: an aggregate (outside a window), row_count(), a subquery."""
+    return (
+        isinstance(node, exp.Subquery)
+        or (isinstance(node, exp.Anonymous) and node.name.lower() == ROW_COUNT)
+        or (isinstance(node, exp.AggFunc) and not node.find_ancestor(exp.Window))
+    )
 
 
 def _with_relations(expression: exp.Expr, relate: Relate) -> exp.Expr:

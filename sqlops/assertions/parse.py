@@ -65,6 +65,7 @@ def parse_assertion(
         name, body = match.group(1), body[match.end() :].strip()
     if not body:
         raise fail(f"assertion `{name}` has no check after the colon")
+    display = " ".join(body.split())  # the check as written, without its name, on one line
     # the line of the check's first character, for errors inside a multi-line block
     check_line = line + text[: text.find(body[:20])].count("\n") if body[:20] in text else line
 
@@ -104,7 +105,6 @@ def parse_assertion(
         where_sql = where_expr.sql(dialect)
         columns += _own_columns(where_expr)
         refs += [ref for _, ref in table_refs(where_expr, check_line - 1, dialect)]
-    display = text.strip()
     builtin = _BUILTIN.match(check)
     if builtin:
         kind = CheckKind(builtin.group(1).lower())
@@ -121,6 +121,11 @@ def parse_assertion(
         raise fail("a check must be a boolean expression, not a query")
     if not isinstance(expression, exp.Condition):
         raise fail(f"a check must be a boolean expression, not a {expression.key.upper()}")
+    if not _may_be_boolean(expression):
+        raise fail(
+            f"`{check}` is a value, not a condition",
+            "compare it with something, e.g. `amount > 0`, `row_count() > 0`, `flag IS TRUE`",
+        )
     for call in expression.find_all(exp.Anonymous):
         if call.name.lower() in HISTORY_FUNCTIONS:
             raise fail(
@@ -211,6 +216,24 @@ def _ancestors(node: exp.Expr) -> list[exp.Expr]:
         found.append(parent)
         parent = parent.parent
     return found
+
+
+def _may_be_boolean(expression: exp.Expr) -> bool:
+    """False for what is surely not a condition: a bare column, literal, sum or arithmetic.
+
+    Functions may return booleans, so they pass; the database has the last word.
+    """
+    while isinstance(expression, exp.Paren):
+        expression = expression.this
+    if isinstance(expression, exp.Predicate | exp.Connector | exp.Not | exp.Boolean):
+        return True
+    if isinstance(expression, exp.Binary):  # arithmetic, concatenation
+        return False
+    if isinstance(expression, exp.Anonymous) and expression.name.lower() == ROW_COUNT:
+        return False
+    return not isinstance(
+        expression, exp.Column | exp.Literal | exp.Null | exp.AggFunc | exp.Subquery | exp.Star
+    )
 
 
 def _own_columns(expression: exp.Expr) -> list[str]:

@@ -222,7 +222,11 @@ def ls(
                 "materialized": n.materialized.value if n.kind.value == "model" else None,
                 "path": n.relpath,
                 "depends_on": list(n.depends_on),
+                "checks_read": list(n.check_deps),
                 "columns": list(n.column_names) if n.column_names is not None else None,
+                "column_descriptions": {
+                    c.name: c.description for c in n.columns or () if c.description
+                },
                 "tags": list(n.tags),
                 "owner": n.owner,
                 "description": n.description,
@@ -341,6 +345,8 @@ def dag(
     debug: Debug = False,
 ) -> None:
     """The dependency graph, in build order."""
+    from rich.markup import escape
+
     from sqlops.cli import render
 
     if json_out:
@@ -370,9 +376,12 @@ def dag(
             print(f"    {ids[a]} --> {ids[b]}")
     else:
         for n in selected:
-            deps = [d for d in project.nodes[n].depends_on if d in chosen]
+            node = project.nodes[n]
+            deps = [d for d in node.depends_on if d in chosen]
+            checks = [d for d in node.check_deps if d in chosen]
             reads = f"  <- {', '.join(deps)}" if deps else ""
-            render.out.print(f"{n} [dim]({project.nodes[n].kind.value}){reads}[/]")
+            reads += f"  (its checks read {', '.join(checks)})" if checks else ""
+            render.out.print(f"{escape(n)} [dim]({node.kind.value}){escape(reads)}[/]")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -239,17 +239,24 @@ def _assertion(node: NodeResult, check: Any) -> None:
         out.print(f"  the assertion's query failed: {escape(check.message or '')}")
         return
     if check.measured:
-        measured = ", ".join(f"{k} = {v}" for k, v in check.measured.items())
+        measured = ", ".join(f"{k} = {_value(v)}" for k, v in check.measured.items())
         out.print(f"  measured: {escape(measured)}")
     else:
         of = f" of {check.total:,}" if check.total is not None else ""
         tolerated = f" (tolerates {a.tolerate})" if a.tolerate else ""
-        out.print(f"  {check.failing:,}{of} rows fail{tolerated}")
+        rows = "row fails" if check.failing == 1 and not of else "rows fail"
+        out.print(f"  {check.failing:,}{of} {rows}{tolerated}")
     if check.samples:
         table = Table(*check.sample_columns, box=None, pad_edge=False, header_style="dim")
         for row in check.samples:
-            table.add_row(*(escape("NULL" if v is None else str(v)) for v in row))
+            table.add_row(*(escape(_value(v)) for v in row))
         out.print(table)
+        if check.failing > len(check.samples):
+            out.print(f"  [dim]first {len(check.samples)} of {check.failing:,} shown[/]")
+
+
+def _value(value: Any) -> str:
+    return "NULL" if value is None else str(value)
 
 
 def run_json(result: RunResult) -> dict[str, Any]:

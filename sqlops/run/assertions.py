@@ -29,10 +29,13 @@ def run_assertions(engine: Engine, relations: Relations, node: Node) -> list[Ass
         total = None if first[1] is None else int(first[1])
         measured: dict[str, object] = {}
         samples: tuple[tuple[object, ...], ...] = ()
+        sample_columns: tuple[str, ...] = ()
         if compiled.returns_measures:
             measured = dict(zip(compiled.measures, first[2:], strict=False))
         elif failing:
             samples = tuple(tuple(r[2:]) for r in result.rows)
+            # a helper column a check added, e.g. unique's count of copies, stays with the row
+            sample_columns = tuple(c.removeprefix("__sqlops_") for c in result.columns[2:])
         tolerated = (
             assertion.tolerate.allows(failing, total or 0)
             if assertion.tolerate and not compiled.returns_measures
@@ -49,7 +52,7 @@ def run_assertions(engine: Engine, relations: Relations, node: Node) -> list[Ass
                 failing,
                 total,
                 measured,
-                tuple(result.columns[2:]) if samples else (),
+                sample_columns,
                 samples,
                 sql=compiled.sql,
             )

@@ -271,7 +271,7 @@ def test_where_inside_a_subquery_does_not_split_the_check(
 def test_name_prefix() -> None:
     assertion = parse("no_refunds: status <> 'refunded'").assertion
     assert (assertion.name, assertion.expression) == ("no_refunds", "status <> 'refunded'")
-    assert assertion.text == "no_refunds: status <> 'refunded'"
+    assert assertion.text == "status <> 'refunded'"  # the check, without its name
 
 
 def test_unnamed_check_is_named_by_its_text() -> None:
