@@ -398,6 +398,13 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         render.error(exc)
         sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        # promotion is one transaction: an interrupted build leaves environments as they were
+        print(
+            "interrupted: each environment serves its previous build or, if it was promoted, the new one",
+            file=sys.stderr,
+        )
+        sys.exit(130)
     except Exception as exc:
         if debug:
             traceback.print_exc()
