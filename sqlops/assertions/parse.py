@@ -18,7 +18,6 @@ from sqlops.errors import ProjectError, snippet_at
 from sqlops.syntax import TableRef, is_query_text, parse_expression, table_refs
 
 _NAME = re.compile(r"^\s*([A-Za-z_]\w*)\s*:(?!:)\s*", re.DOTALL)
-_TOLERATE = re.compile(r"\s+tolerate\s+(\S+?)\s*$", re.IGNORECASE)
 _BUILTIN = re.compile(
     r"^(unique|not_null|accepted_values|references)\s*\((.*)\)\s*$", re.IGNORECASE | re.DOTALL
 )
@@ -87,10 +86,21 @@ def parse_assertion(
         )
 
     tolerate = None
-    tol = _TOLERATE.search(body)
-    if tol:
-        tolerate = _tolerance(tol.group(1), fail)
-        body = body[: tol.start()].strip()
+    cut = _tolerate_start(body, dialect)
+    if cut is not None:
+        raw = " ".join(body[cut:].split()[1:]).replace(" %", "%")
+        if " " in raw:
+            raise fail(
+                f"`tolerate {raw}`: tolerate comes last",
+                "write CHECK [where CONDITION] [tolerate N | tolerate P%]",
+            )
+        if not raw:
+            raise fail(
+                "`tolerate` needs a row count or a percentage",
+                "write `tolerate 10` (rows) or `tolerate 2.5%` (of the rows checked)",
+            )
+        tolerate = _tolerance(raw, fail)
+        body = body[:cut].strip()
     check, where = _split_where(body, dialect)
     if not check:
         raise fail("nothing to check before `where`")
@@ -106,6 +116,11 @@ def parse_assertion(
         columns += _own_columns(where_expr)
         refs += [ref for _, ref in table_refs(where_expr, check_line - 1, dialect)]
     builtin = _BUILTIN.match(check)
+    if builtin and standalone:
+        raise fail(
+            f"{builtin.group(1)}() checks a model's rows, and a file in tests/ has no model",
+            "move it to the model's file, or write a query block returning the failing rows",
+        )
     if builtin:
         kind = CheckKind(builtin.group(1).lower())
         args = _split_args(builtin.group(2), dialect)
@@ -238,8 +253,9 @@ def _may_be_boolean(expression: exp.Expr) -> bool:
 
 def _own_columns(expression: exp.Expr) -> list[str]:
     """Columns of the model under test: those not inside a subquery."""
+    # `st.a` on a model is field `a` of struct column `st`: no table is in scope
     return [
-        col.name
+        col.parts[0].name
         for col in expression.find_all(exp.Column)
         if not col.find_ancestor(exp.Query) and isinstance(col.this, exp.Identifier)
     ]
@@ -261,6 +277,28 @@ def _tolerance(raw: str, fail: Fail) -> Tolerance:
             f"`tolerate {raw}` is not a row count or a percentage",
             "write `tolerate 10` (rows) or `tolerate 2.5%` (of the rows checked)",
         ) from None
+
+
+def _tolerate_start(body: str, dialect: str) -> int | None:
+    """Where a trailing `tolerate ...` clause starts: a bare word, outside strings and brackets."""
+    try:
+        tokens = sqlglot.Dialect.get_or_raise(dialect).tokenize(body)
+    except SqlglotError:
+        return None
+    depth, found = 0, None
+    for token in tokens:
+        if token.token_type == TokenType.L_PAREN:
+            depth += 1
+        elif token.token_type == TokenType.R_PAREN:
+            depth -= 1
+        elif (
+            depth == 0
+            and token.token_type == TokenType.VAR
+            and token.text.lower() == "tolerate"
+            and body[token.start : token.end + 1].lower() == "tolerate"
+        ):
+            found = token.start
+    return found
 
 
 def _split_where(body: str, dialect: str) -> tuple[str, str | None]:
@@ -348,7 +386,12 @@ def _builtin(
                 value = sqlglot.parse_one(arg, dialect=dialect)
             except SqlglotError:
                 value = None
-            if not isinstance(value, exp.Literal | exp.Boolean | exp.Null | exp.Neg | exp.Cast):
+            if isinstance(value, exp.Null):
+                raise fail(
+                    "NULL in accepted_values() matches nothing: NULL values pass this check anyway",
+                    "leave NULL out; to forbid NULLs add not_null(...)",
+                )
+            if not isinstance(value, exp.Literal | exp.Boolean | exp.Neg | exp.Cast):
                 raise fail(f"`{arg}` is not a literal value", f"write {usage}")
             literals.append(value.sql(dialect))
         values = tuple(literals)

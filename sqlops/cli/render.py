@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,9 +25,10 @@ from sqlops.run.results import NodeResult, Outcome, RunResult, Status
 
 
 def _console(stderr: bool) -> Console:
-    console = Console(stderr=stderr, highlight=False, soft_wrap=True)
+    # emoji=False: `:name:` in a check or a value is text, not a picture
+    console = Console(stderr=stderr, highlight=False, soft_wrap=True, emoji=False)
     if not console.is_terminal and "COLUMNS" not in os.environ:
-        console.width = 160  # piped output: do not fold tables to 80 columns
+        console.width = 400  # piped output: do not fold or cut lines to 80 columns
     return console
 
 
@@ -45,8 +47,10 @@ _STATUS_STYLE = {
 
 
 def to_jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # JSON has no NaN or Infinity: "nan", "inf", "-inf"
     if isinstance(value, Decimal):
-        return float(value)
+        return float(value) if value.is_finite() else str(value)
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, bytes):
@@ -59,7 +63,7 @@ def to_jsonable(value: Any) -> Any:
 
 
 def print_json(data: Any) -> None:
-    print(json.dumps(to_jsonable(data), indent=2, default=str))
+    print(json.dumps(to_jsonable(data), indent=2, default=str, allow_nan=False))
 
 
 def relative(path: Path) -> str:
@@ -211,7 +215,7 @@ def run_summary(result: RunResult) -> None:
         f"[dim]({result.duration:.2f}s)[/]"
     )
     if result.command == "build":
-        if result.promoted and result.deployment_id is None:
+        if result.up_to_date:
             out.print(f"environment `{escape(result.env)}` already serves these versions")
         elif result.promoted:
             out.print(
@@ -219,9 +223,11 @@ def run_summary(result: RunResult) -> None:
                 f"(deployment {result.deployment_id})"
             )
         else:
+            errors = any(n.status is Status.ERROR for n in result.nodes)
+            why = "a build step failed" if errors else "a blocking assertion failed"
             out.print(
                 f"[bold red]not promoted:[/] environment `{escape(result.env)}` is unchanged "
-                "because a blocking check failed"
+                f"because {why}"
             )
 
 
@@ -265,6 +271,7 @@ def run_json(result: RunResult) -> dict[str, Any]:
         "env": result.env,
         "ok": result.ok,
         "promoted": result.promoted,
+        "up_to_date": result.up_to_date,
         "deployment_id": result.deployment_id,
         "duration": round(result.duration, 3),
         "counts": result.counts,
@@ -327,4 +334,7 @@ def _impact_label(a: Any) -> str:
     head = f"[bold]{escape(a.node_id)}[/] [dim]{a.kind}, depth {a.depth}, {escape(a.path)}[/]"
     if not a.assertions:
         return head + "  [yellow]no assertions[/]"
-    return head + "".join(f"\n  [dim]• {escape(x)}[/]" for x in a.assertions)
+    return head + "".join(
+        f"\n  • {escape(x.name)}{'' if x.blocking else ' [yellow](warn)[/]'} [dim]{escape(x.location)}[/]"
+        for x in a.assertions
+    )

@@ -6,6 +6,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from sqlops.assertions.definition import Assertion
+
 if TYPE_CHECKING:
     from sqlops.project.loader import Project
 
@@ -17,7 +19,7 @@ class Affected:
     depth: int  # shortest number of edges from the changed node
     path: str
     reads: tuple[str, ...]  # the nodes in this report it reads directly
-    assertions: tuple[str, ...]  # "severity name (file:line)"
+    assertions: tuple[Assertion, ...]
 
 
 @dataclass(frozen=True)
@@ -39,12 +41,12 @@ class ImpactReport:
                     "depth": a.depth,
                     "path": a.path,
                     "reads": list(a.reads),
-                    "assertions": list(a.assertions),
+                    "assertions": [_assertion_json(x) for x in a.assertions],
                 }
                 for a in self.affected
                 if a.node_id != self.root
             ],
-            "assertions": list(self.affected[0].assertions),
+            "assertions": [_assertion_json(x) for x in self.affected[0].assertions],
             "edges": [list(e) for e in self.edges],
         }
 
@@ -60,6 +62,15 @@ class ImpactReport:
             lines.append(f"    {ids[src]} --> {ids[dst]}")
         lines.append(f"    style {ids[self.root]} stroke-width:3px")
         return "\n".join(lines)
+
+
+def _assertion_json(a: Assertion) -> dict[str, Any]:
+    return {
+        "name": a.name,
+        "check": a.text,
+        "blocking": a.blocking,
+        "location": a.location,
+    }
 
 
 def downstream_of(project: Project, node_id: str) -> ImpactReport:
@@ -83,7 +94,7 @@ def downstream_of(project: Project, node_id: str) -> ImpactReport:
                 depth[n],
                 node.relpath,
                 tuple(d for d in node.all_deps if d in members),
-                tuple(f"{a.severity} {a.name} ({a.location})" for a in node.assertions),
+                node.assertions,
             )
         )
     edges = tuple(

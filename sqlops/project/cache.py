@@ -1,11 +1,16 @@
-"""Parse results cached by content hash in `.sqlops/cache/`, so an unchanged file is parsed once."""
+"""Parse results cached by content hash, so an unchanged file is not parsed again.
+
+The cache lives in the user's cache folder, never in the project: a project folder comes from
+other people (a pull request), and nothing in it may decide what SQL runs. It is JSON, not pickle,
+so reading it cannot run code either.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
-import pickle
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -14,7 +19,7 @@ import sqlglot
 
 import sqlops
 
-_FORMAT = f"{sqlops.__version__}-{getattr(sqlglot, '__version__', '')}-1"
+_FORMAT = f"{sqlops.__version__}-{getattr(sqlglot, '__version__', '')}-2"
 
 
 def content_key(*parts: str) -> str:
@@ -25,24 +30,37 @@ def content_key(*parts: str) -> str:
     return digest.hexdigest()
 
 
+def cache_folder(project_root: Path) -> Path | None:
+    """`$SQLOPS_CACHE_DIR`, else the XDG cache folder, one subfolder per project."""
+    base = os.environ.get("SQLOPS_CACHE_DIR") or os.environ.get("XDG_CACHE_HOME")
+    if base:
+        root = Path(base) / ("" if os.environ.get("SQLOPS_CACHE_DIR") else "sqlops")
+    else:
+        try:
+            root = Path.home() / ".cache" / "sqlops"
+        except RuntimeError:  # no home folder: no cache
+            return None
+    return root / "projects" / content_key(str(project_root.resolve()))[:16]
+
+
 class ParseCache:
-    """A dict of hash -> parse result, loaded once and written back only when it grew.
+    """A dict of hash -> JSON value, loaded once and written back only when it changed.
 
     Entries that were not used by this load are dropped on save, so the file tracks the project.
     """
 
     def __init__(self, folder: Path | None) -> None:
-        self.path = folder / "parse.pickle" if folder else None
+        self.path = folder / "parse.json" if folder else None
         self._old: dict[str, Any] = {}
         self._used: dict[str, Any] = {}
         self.hits = 0
         self.misses = 0
         if self.path and self.path.is_file():
-            with contextlib.suppress(Exception):  # a corrupt or stale cache is only a slow load
-                with self.path.open("rb") as fh:
-                    data = pickle.load(fh)
+            with contextlib.suppress(OSError, ValueError):  # unreadable: only a slower load
+                data = json.loads(self.path.read_text(encoding="utf-8"))
                 if isinstance(data, dict) and data.get("format") == _FORMAT:
-                    self._old = data["entries"]
+                    entries = data.get("entries")
+                    self._old = entries if isinstance(entries, dict) else {}
 
     def get(self, key: str) -> Any | None:
         value = self._used.get(key)
@@ -65,6 +83,6 @@ class ParseCache:
         with contextlib.suppress(OSError):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp")
-            with os.fdopen(fd, "wb") as fh:
-                pickle.dump({"format": _FORMAT, "entries": self._used}, fh, protocol=5)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump({"format": _FORMAT, "entries": self._used}, fh, separators=(",", ":"))
             os.replace(tmp, self.path)

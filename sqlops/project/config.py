@@ -16,6 +16,13 @@ from sqlops.errors import ConfigError, did_you_mean
 
 CONFIG_FILE = "sqlops.toml"
 ENGINES = ("duckdb", "postgres", "spark")
+# settings each engine's targets take, besides `engine` and `threads`
+TARGET_SETTINGS = {
+    "duckdb": {"path"},
+    "postgres": {"dsn", "schema"},
+    "spark": {"master", "remote", "warehouse"},
+}
+SECTIONS = {"project", "targets", "vars", "notify"}
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -75,7 +82,7 @@ def find_project_root(start: Path) -> Path:
 def load_config(root: Path) -> ProjectConfig:
     path = root / CONFIG_FILE
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8").removeprefix("\ufeff")
     except OSError as exc:
         raise ConfigError(f"cannot read {CONFIG_FILE}: {exc.strerror}", path=path) from None
     except UnicodeDecodeError:
@@ -92,6 +99,14 @@ def load_config(root: Path) -> ProjectConfig:
             hint="check quoting and brackets; see docs/guide.md#sqlopstoml",
         ) from None
 
+    for section in raw:
+        if section not in SECTIONS:
+            raise ConfigError(
+                f"unknown section [{section}]{did_you_mean(section, SECTIONS)}",
+                path=path,
+                line=_line_of(path, f"[{section}", text),
+                hint=f"sqlops.toml has sections: {', '.join(f'[{s}]' for s in sorted(SECTIONS))}",
+            )
     secrets: set[str] = set()
     data = _expand(raw, path, text, secrets)
     project = _table(data, "project", path, text)
@@ -137,6 +152,7 @@ def load_config(root: Path) -> ProjectConfig:
                 line=_line_of(path, "threads", text),
             )
         rest = {k: v for k, v in settings.items() if k not in ("engine", "threads")}
+        _known_keys(rest, TARGET_SETTINGS[engine], section, path, text)
         targets[tname] = Target(name=tname, engine=engine, settings=rest, threads=threads)
 
     default_target = _string(
@@ -188,7 +204,15 @@ def _expand(value: Any, path: Path, text: str, secrets: set[str]) -> Any:
         secrets.add(found)
         return found
 
-    return _VAR.sub(substitute, value)
+    expanded = _VAR.sub(substitute, value)
+    if "${" in _VAR.sub("", value):
+        raise ConfigError(
+            f"`{value}` has a `${{` that is not a ${{VAR}} reference",
+            path=path,
+            line=_line_of(path, value, text),
+            hint="write ${NAME} or ${NAME:-default}, with NAME made of letters, digits and _",
+        )
+    return expanded
 
 
 def _table(data: dict[str, Any], key: str, path: Path, text: str) -> dict[str, Any]:

@@ -23,6 +23,7 @@ KEYWORDS = (
     "location",
 )
 _DIRECTIVE = re.compile(r"\s*@([A-Za-z_]\w*)")
+_SPACED = re.compile(r"\s*@\s+([A-Za-z_]\w*)")
 _DOLLAR_TAG = re.compile(r"\$([A-Za-z_]\w*)?\$")  # PostgreSQL and DuckDB: $$...$$, $tag$...$tag$
 
 
@@ -95,9 +96,29 @@ def _take(
     inner = text[inner_start:inner_end]
     match = _DIRECTIVE.match(inner)
     if not match:
+        spaced = _SPACED.match(inner)
+        if spaced and spaced.group(1).lower() in KEYWORDS:
+            line, col = _position(text, start)
+            raise ProjectError(
+                f"`@ {spaced.group(1)}` has a space after @",
+                path=path,
+                line=line,
+                column=col,
+                snippet=snippet_at(text, line, col),
+                hint=f"write @{spaced.group(1).lower()}",
+            )
         return
     keyword = match.group(1).lower()
     line, col = _position(text, start)
+    if inner[match.end() :].startswith(":") and not inner[match.end() :].startswith("::"):
+        raise ProjectError(
+            f"@{keyword} is followed by a colon",
+            path=path,
+            line=line,
+            column=col,
+            snippet=snippet_at(text, line, col),
+            hint=f"a name goes after the keyword: -- @{keyword} my_check_name: CHECK",
+        )
     if keyword not in KEYWORDS:
         raise ProjectError(
             f"unknown directive @{match.group(1)}{did_you_mean(keyword, KEYWORDS)}",

@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from sqlglot import exp
+from sqlglot import exp, serde
 from sqlglot.errors import SqlglotError
 from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 from sqlglot.optimizer.qualify import qualify
@@ -18,12 +18,14 @@ from sqlops.assertions.definition import Assertion, CheckKind
 from sqlops.assertions.parse import ParsedAssertion, parse_assertion
 from sqlops.errors import ProjectError, did_you_mean, snippet_at
 from sqlops.graph.dag import Graph
-from sqlops.project.cache import ParseCache, content_key
+from sqlops.plan.relations import SANDBOX_PREFIX
+from sqlops.project.cache import ParseCache, cache_folder, content_key
 from sqlops.project.config import ProjectConfig, Target, find_project_root, load_config
 from sqlops.project.definition import Column, Kind, Materialized, Node
 from sqlops.project.directives import Directive, Scanned, scan
 from sqlops.project.resolve import Resolver
 from sqlops.project.templating import Renderer, TargetInfo
+from sqlops.state.store import META
 from sqlops.syntax import (
     LineMap,
     TableRef,
@@ -33,8 +35,6 @@ from sqlops.syntax import (
     statement_lines,
     table_refs,
 )
-
-CACHE_DIR = ".sqlops"
 
 
 @dataclass
@@ -80,7 +80,7 @@ def load_project(start: Path, target_name: str | None = None, *, use_cache: bool
     root = find_project_root(start)
     config = load_config(root)
     target = config.target(target_name)
-    cache = ParseCache(root / CACHE_DIR / "cache" if use_cache else None)
+    cache = ParseCache(cache_folder(root) if use_cache else None)
     loader = _Loader(config, target, cache)
     project = loader.load()
     cache.save()
@@ -191,6 +191,14 @@ class _Loader:
     def _split(self, path: Path, folder: str) -> tuple[str, str]:
         parts = path.relative_to(self.root / folder).parts
         schema = self._norm(parts[0]) if len(parts) > 1 else self.default_schema
+        if "__" in schema or schema == META or schema.startswith(SANDBOX_PREFIX):
+            raise ProjectError(
+                f"schema `{schema}` is reserved: sqlops names its own schemas with `__` "
+                f"(environments `<schema>__<env>`, the sandbox `{SANDBOX_PREFIX}<schema>`) and "
+                f"keeps its state in `{META}`",
+                path=path,
+                hint="rename the folder to a schema name without a double underscore",
+            )
         return schema, self._norm(path.stem)
 
     def _start(
@@ -280,6 +288,15 @@ class _Loader:
             for col in create.this.expressions
             if isinstance(col, exp.ColumnDef)
         )
+        seen: set[str] = set()
+        for col in columns:
+            if self._norm(col.name) in seen:
+                raise ProjectError(
+                    f"column `{col.name}` is declared twice",
+                    path=path,
+                    hint="each column of the CREATE TABLE must have its own name",
+                )
+            seen.add(self._norm(col.name))
         if not columns:
             raise ProjectError(
                 "the source declares no columns", path=path, hint="list its columns with types"
@@ -401,9 +418,14 @@ class _Loader:
         key = content_key("parse", self.dialect, rendered)
         cached = self.cache.get(key)
         if cached is not None:
-            return [e.copy() for e in cached], rendered, lines
+            try:
+                loaded = [serde.load(e) for e in cached]
+            except Exception:  # a damaged entry is only a cache miss
+                loaded = []
+            if loaded and all(isinstance(e, exp.Expr) for e in loaded):
+                return [e for e in loaded if isinstance(e, exp.Expr)], rendered, lines
         statements = parse_statements(rendered, self.dialect, node.path, text, lines=lines)
-        self.cache.put(key, [e.copy() for e in statements])
+        self.cache.put(key, [serde.dump(e) for e in statements])
         return statements, rendered, lines
 
     def _directives(
@@ -449,6 +471,8 @@ class _Loader:
                     f"@{d.keyword} has no meaning in a test file",
                     "tests/ files hold only @assert and @warn directives",
                 )
+            elif d.keyword in changes or (d.keyword == "unique_key" and "extra" in changes):
+                raise fail(f"@{d.keyword} is given twice", "keep one of them")
             elif d.keyword == "description":
                 description.append(d.text)
             elif d.keyword == "tags":
@@ -499,8 +523,8 @@ class _Loader:
             tables[upstream.name] = {c.name: c.type or "UNKNOWN" for c in upstream.columns}
         key = content_key("columns", self.dialect, ast.sql(self.dialect), json.dumps(schema))
         cached = self.cache.get(key)
-        if cached is not None:
-            return tuple(cached)
+        if isinstance(cached, list):
+            return tuple(Column(*c) for c in cached)
         try:
             qualified = qualify(
                 ast.copy(),
@@ -524,9 +548,10 @@ class _Loader:
             return None  # an unaliased expression: only the engine knows what it will be called
         descriptions = _select_comments(ast)
         columns = tuple(
-            Column(name, None, descriptions.get(i)) for i, name in enumerate(outer.named_selects)
+            Column(name, None, descriptions.get(i))
+            for i, name in enumerate(_engine_names(outer.named_selects, self.dialect))
         )
-        self.cache.put(key, list(columns))
+        self.cache.put(key, [[c.name, c.type, c.description] for c in columns])
         return columns
 
     def _validate_assertions(
@@ -576,6 +601,21 @@ def _check_columns(
             )
 
 
+def _engine_names(names: list[str], dialect: str) -> list[str]:
+    """Output names as the database makes them: a repeated name gets `_1`, `_2`, ... (DuckDB)."""
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        key = normalize_name(name, dialect)
+        if key in seen:
+            seen[key] += 1
+            name = f"{name}_{seen[key]}"
+        else:
+            seen[key] = 0
+        out.append(name)
+    return out
+
+
 def _point_at(table: exp.Table, node: Node) -> None:
     """Rewrite a table reference to the node's `schema.name`, keeping what it was called."""
     alias = table.alias
@@ -612,7 +652,7 @@ def _files(folder: Path, suffix: str) -> list[Path]:
 
 def _read(path: Path, root: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
         raise ProjectError(
             f"is not UTF-8 text (byte {exc.start})", path=path, hint="save the file as UTF-8"

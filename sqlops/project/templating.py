@@ -72,9 +72,24 @@ class Renderer:
                 if name.startswith("_"):
                     continue
                 macro = getattr(module, name)
-                if isinstance(macro, jinja2.runtime.Macro):
-                    self.env.globals[name] = macro
-                    self.macro_names[name] = path
+                if not isinstance(macro, jinja2.runtime.Macro):
+                    continue
+                if name in BUILTINS:
+                    raise ProjectError(
+                        f"macro `{name}` would replace sqlops's own `{name}()`",
+                        path=path,
+                        line=_macro_line(text, name),
+                        hint="give the macro another name",
+                    )
+                if name in self.macro_names:
+                    raise ProjectError(
+                        f"macro `{name}` is also defined in {self.macro_names[name].name}",
+                        path=path,
+                        line=_macro_line(text, name),
+                        hint="each macro name may be defined once; rename or remove one",
+                    )
+                self.env.globals[name] = macro
+                self.macro_names[name] = path
 
     def render(
         self,
@@ -126,6 +141,14 @@ class Renderer:
             hint=f'add {name} = "..." under [vars] in sqlops.toml, or give a default: '
             f"var('{name}', 'value')",
         )
+
+
+BUILTINS = ("var", "env_var", "target", "is_incremental", "ref", "source", "this")
+
+
+def _macro_line(text: str, name: str) -> int | None:
+    match = re.search(r"\{%-?\s*macro\s+" + re.escape(name) + r"\b", text)
+    return text.count("\n", 0, match.start()) + 1 if match else None
 
 
 def _env_var(name: str, default: str | None = None) -> str:

@@ -145,12 +145,19 @@ def build(
         forked.close()
 
     ordered = tuple(results[s.node_id] for s in plan.steps)
-    promoted, deployment = False, None
+    deployment, up_to_date = None, False
     if all(r.ok for r in ordered):
         deployment = _promote(project, engine, store, plan, ordered)
-        promoted = True
+        up_to_date = deployment is None
     return RunResult(
-        "build", plan.env, plan, ordered, promoted, deployment, time.perf_counter() - started
+        "build",
+        plan.env,
+        plan,
+        ordered,
+        deployment is not None,
+        deployment,
+        time.perf_counter() - started,
+        up_to_date,
     )
 
 

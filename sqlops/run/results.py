@@ -72,6 +72,7 @@ class RunResult:
     promoted: bool
     deployment_id: int | None
     duration: float
+    up_to_date: bool = False  # nothing to promote: the environment already serves these versions
 
     @property
     def ok(self) -> bool:

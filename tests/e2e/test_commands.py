@@ -50,9 +50,11 @@ def test_impact_tree_json_and_mermaid(shop: Shop) -> None:
     assert depth["marts.customers"] == 1 or depth["marts.customers"] == 2
     assert depth["test:payments_reconcile"] >= 2
     assert "staging.customers" not in depth
-    assert any("accepted_values" in a for a in data["assertions"])
+    assert any("accepted_values" in a["check"] for a in data["assertions"])
     orders = next(d for d in data["downstream"] if d["id"] == "marts.orders")
-    assert any(a.startswith("error unique(order_id)") for a in orders["assertions"])
+    unique = next(a for a in orders["assertions"] if a["name"] == "unique(order_id)")
+    assert unique["blocking"] is True
+    assert unique["location"] == "models/marts/orders.sql:41"
     mermaid = shop.ok("impact", "staging.orders", "--format", "mermaid").stdout
     assert mermaid.startswith("graph LR")
     assert "-->" in mermaid and "marts.revenue_daily" in mermaid
