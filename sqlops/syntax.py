@@ -111,6 +111,13 @@ def parse_statements(
             snippet=snippet_at(file_text, line, col),
             hint=f"fix the SQL near `{highlight}`" if highlight else "fix the SQL",
         ) from None
+    except RecursionError:
+        raise ProjectError(
+            "the SQL is nested too deeply to parse",
+            path=path,
+            line=1 + line_offset,
+            hint="flatten the deepest brackets or subqueries, e.g. with CTEs",
+        ) from None
     except TokenError as err:
         raise ProjectError(
             f"SQL syntax error: {err}",

@@ -134,8 +134,8 @@ def parse_assertion(
     expression = parse_expression(check, dialect, path, file_text, check_line)
     if isinstance(expression, exp.Query):
         raise fail("a check must be a boolean expression, not a query")
-    if not isinstance(expression, exp.Condition):
-        raise fail(f"a check must be a boolean expression, not a {expression.key.upper()}")
+    if not isinstance(expression, exp.Condition) or isinstance(expression, exp.Alias):
+        raise fail(f"`{check}` is not a condition")
     if not _may_be_boolean(expression):
         raise fail(
             f"`{check}` is a value, not a condition",

@@ -307,6 +307,7 @@ def show(
     from sqlops.cli import render
     from sqlops.plan.relations import Relations, check_env_name, env_relation
     from sqlops.project.definition import Kind
+    from sqlops.state.store import StateStore
 
     check_env_name(env)
     project = _load(project_dir, target)
@@ -318,6 +319,14 @@ def show(
     relations = Relations(project, lambda n: env_relation(n, env), project.target.dialect)
     engine = _engine(project, read_only=True)
     try:
+        deployed = StateStore(engine).environment(env)
+        missing = [n for n in _reads(project, node.id) if n not in deployed]
+        if missing:
+            raise SqlopsError(
+                f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not deployed "
+                f"in environment `{env}`",
+                hint=f"run `sqlops build --env {env}` first",
+            )
         if node.kind is Kind.MODEL:
             sql = relations.sql(node)
         else:
@@ -332,6 +341,22 @@ def show(
     for row in result.rows:
         table.add_row(*(escape("NULL" if v is None else str(v)) for v in row))
     render.out.print(table)
+
+
+def _reads(project: Project, node_id: str) -> list[str]:
+    """The versioned relations a node's rows come from: its own, or its SQL's, through
+    ephemeral models."""
+    node = project.nodes[node_id]
+    if node.kind.value != "model":
+        return [node_id] if node.is_versioned else []
+    found: list[str] = []
+    for dep in node.depends_on:
+        upstream = project.nodes[dep]
+        if upstream.is_versioned:
+            found.append(dep)
+        elif upstream.kind.value == "model":  # ephemeral: read through it
+            found += _reads(project, dep)
+    return list(dict.fromkeys(found))
 
 
 @app.command()

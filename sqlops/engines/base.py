@@ -54,6 +54,10 @@ class Engine(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    def interrupt(self) -> None:
+        """Stop the statement running on this connection, from another thread (Ctrl-C)."""
+        return None
+
     @abstractmethod
     @contextmanager
     def transaction(self) -> Iterator[None]: ...

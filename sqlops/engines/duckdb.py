@@ -27,11 +27,11 @@ class DuckDBEngine(Engine):
     def open(cls, target: Target, root: Path, *, read_only: bool = False) -> DuckDBEngine:
         raw = str(target.settings.get("path", ":memory:"))
         path = raw if raw == ":memory:" else str((root / raw).resolve())
-        if read_only and path != ":memory:" and not Path(path).exists():
-            path = ":memory:"  # nothing built yet: look at an empty database, create no file
-        elif path != ":memory:" and not read_only:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
         try:
+            if read_only and path != ":memory:" and not Path(path).exists():
+                path = ":memory:"  # nothing built yet: look at an empty database, create no file
+            elif path != ":memory:" and not read_only:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
             con = duckdb.connect(path, read_only=read_only and path != ":memory:")
         except duckdb.IOException as exc:
             text = str(exc)
@@ -52,6 +52,11 @@ class DuckDBEngine(Engine):
                 f"cannot open DuckDB file {raw}: {exc}",
                 hint=f"check the path of [targets.{target.name}] in sqlops.toml",
             ) from None
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot open DuckDB file {raw}: {exc.strerror or exc}",
+                hint=f"check the path of [targets.{target.name}] in sqlops.toml",
+            ) from None
         # relative paths in models (read_csv('data/x.csv')) mean the project folder, not the cwd
         con.execute("SET file_search_path = ?", [str(root)])
         return cls(con, path)
@@ -69,6 +74,9 @@ class DuckDBEngine(Engine):
             return QueryResult(columns, cursor.fetchall())
         except duckdb.Error as exc:
             raise EngineError(_message(exc), snippet=_short(sql)) from None
+
+    def interrupt(self) -> None:
+        self.con.interrupt()
 
     def fork(self) -> DuckDBEngine:
         return DuckDBEngine(self.con.cursor(), self.path)

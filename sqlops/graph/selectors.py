@@ -47,6 +47,11 @@ def _one(project: Project, selector: str) -> set[str]:
 
 def _match(project: Project, core: str, selector: str) -> set[str]:
     nodes = project.nodes
+    if core in ("changed", "state:modified"):
+        raise SelectorError(
+            f"the `{core}` selector needs change detection, which this version does not have yet",
+            hint="name the models you changed, with + for what is downstream: staging.orders+",
+        )
     if core.startswith("tag:"):
         tag = core[4:]
         found = {n.id for n in nodes.values() if tag in n.tags}

@@ -40,8 +40,13 @@ def physical_relation(node: Node, fingerprint: str) -> Relation:
 def env_relation(node: Node, env: str) -> Relation:
     if node.kind is Kind.SOURCE and not node.is_versioned:
         return Relation(node.schema, node.name)
-    schema = node.schema if env == PROD else f"{node.schema}__{env}"
-    return Relation(schema, node.name)
+    return env_relation_of(node.id, env)
+
+
+def env_relation_of(node_id: str, env: str) -> Relation:
+    """The view an environment serves a node `schema.name` through."""
+    schema, _, name = node_id.partition(".")
+    return Relation(schema if env == PROD else f"{schema}__{env}", name)
 
 
 class Relations:

@@ -235,8 +235,8 @@ class _Loader:
             starts = statement_lines(rendered, self.dialect)
             line = lines(starts[which]) if which < len(starts) else None
             raise ProjectError(
-                f"a model is exactly one SELECT; found {len(statements)} statement(s), "
-                f"the {'first' if which == 0 else 'second'} a {kind}",
+                f"a model is exactly one SELECT; this file holds {len(statements)} statement(s), "
+                f"the {'first' if which == 0 else 'second'} of them {kind}",
                 path=path,
                 line=line,
                 snippet=snippet_at(text, line) if line else None,

@@ -18,7 +18,7 @@ from sqlops.engines.base import Engine, Relation
 from sqlops.errors import EngineError
 from sqlops.graph.fingerprint import assertions_hash
 from sqlops.plan.builder import Action, Plan, Step, make_plan
-from sqlops.plan.relations import Relations, env_relation, physical_relation
+from sqlops.plan.relations import Relations, env_relation, env_relation_of, physical_relation
 from sqlops.project.definition import Kind, Materialized, Node
 from sqlops.run.assertions import run_assertions
 from sqlops.run.results import NodeResult, RunResult, Status
@@ -133,7 +133,13 @@ def build(
                 running[future] = step
             if not running:
                 continue
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            try:
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+            except KeyboardInterrupt:
+                # stop the statements in flight; nothing has been promoted yet
+                for forked in engines:
+                    forked.interrupt()
+                raise
             for future in done:
                 step = running.pop(future)
                 free.append(future.worker)  # type: ignore[attr-defined]
@@ -312,25 +318,51 @@ def _promote(
         relation_kind = "view" if node.materialized is Materialized.VIEW else "table"
         deployed.append(Deployed(node.id, step.fingerprint, step.physical, relation_kind))
     current = store.environment(plan.env)
-    if all(current.get(d.node) == d for d in deployed):
+    views = {d.node: env_relation(project.nodes[d.node], plan.env) for d in deployed}
+    # a full build also retires what the project no longer has (a deleted or renamed model)
+    full = set(plan.selected) >= set(project.nodes)
+    retired = (
+        sorted(n for n in current if n not in project.nodes or not project.nodes[n].is_versioned)
+        if full
+        else []
+    )
+    present: dict[str, dict[str, str]] = {}
+    for view in views.values():
+        if view.schema not in present:
+            present[view.schema] = engine.relations(view.schema)
+    intact = all(views[d.node].name in present[views[d.node].schema] for d in deployed)
+    if intact and not retired and all(current.get(d.node) == d for d in deployed):
         return None  # the environment already serves exactly these versions
     with engine.transaction():
-        for schema in sorted(
-            {env_relation(project.nodes[d.node], plan.env).schema for d in deployed}
-        ):
+        for schema in sorted({v.schema for v in views.values()}):
             engine.create_schema(schema)
         for d in deployed:
-            view = env_relation(project.nodes[d.node], plan.env)
-            engine.create_view_as(view, f"SELECT * FROM {engine.quote(d.physical)}", replace=True)
+            engine.create_view_as(
+                views[d.node], f"SELECT * FROM {engine.quote(d.physical)}", replace=True
+            )
+        for node_id in retired:
+            engine.drop(env_relation_of(node_id, plan.env), "view")
+        store.retire(plan.env, retired)
         deployment_id = store.set_deployed(plan.env, deployed, _git_commit(project.root))
     return deployment_id
 
 
 def _git_commit(root: Path) -> str | None:
+    """HEAD, with `-dirty` when the working tree has changes: then HEAD is not what shipped."""
     try:
-        out = subprocess.run(
+        head = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5
+        )
+        if head.returncode != 0 or not head.stdout.strip():
+            return None
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--", "."],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+    dirty = status.returncode != 0 or bool(status.stdout.strip())
+    return head.stdout.strip() + ("-dirty" if dirty else "")

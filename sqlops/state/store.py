@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from sqlops.engines.base import Relation
+from sqlops.errors import SqlopsError
 
 if TYPE_CHECKING:
     from sqlops.engines.base import Engine
@@ -66,11 +67,27 @@ class StateStore:
         self.engine = engine
 
     def exists(self) -> bool:
-        return set(_TABLES) <= set(self.engine.relations(META))
+        if not set(_TABLES) <= set(self.engine.relations(META)):
+            return False
+        self._check_version()
+        return True
+
+    def _check_version(self) -> None:
+        rows = self.engine.query(
+            f"SELECT value FROM {self._t('meta')} WHERE key = 'schema_version'"
+        ).rows
+        found = int(rows[0][0]) if rows and str(rows[0][0]).isdigit() else SCHEMA_VERSION
+        if found > SCHEMA_VERSION:
+            raise SqlopsError(
+                f"the state in {META} was written by a newer sqlops (state version {found}, "
+                f"this sqlops knows {SCHEMA_VERSION})",
+                hint="upgrade sqlops: pip install --upgrade sqlops",
+            )
 
     def ensure(self) -> None:
         existing = self.engine.relations(META)
         if set(_TABLES) <= set(existing):
+            self._check_version()
             return
         with self.engine.transaction():
             self.engine.create_schema(META)
@@ -138,6 +155,13 @@ class StateStore:
             f"SELECT DISTINCT env FROM {self._t('environments')} ORDER BY env"
         ).rows
         return [str(r[0]) for r in rows]
+
+    def retire(self, env: str, nodes: list[str]) -> None:
+        """Forget nodes the environment no longer serves. Call inside a transaction."""
+        for node in nodes:
+            self.engine.execute(
+                f"DELETE FROM {self._t('environments')} WHERE env = ? AND node = ?", (env, node)
+            )
 
     def set_deployed(self, env: str, deployed: list[Deployed], git_commit: str | None) -> int:
         """Record the environment's new versions and a deployment. Call inside a transaction."""

@@ -274,3 +274,72 @@ def test_dry_run_prints_plan_and_changes_nothing(built_shop: Shop) -> None:
     text = built_shop.ok("build", "--dry-run").stdout
     assert "nothing was run" in text
     assert built_shop.query("SELECT count(*) FROM sqlops_meta.versions") == [(len(VERSIONED),)]
+
+
+def test_a_dropped_environment_view_is_restored(built_shop: Shop) -> None:
+    import duckdb
+
+    con = duckdb.connect(str(built_shop.db))
+    con.execute("DROP VIEW marts.orders")
+    con.close()
+    result = built_shop.ok("build", "--json")
+    assert json.loads(result.stdout)["deployment_id"] == 2
+    assert built_shop.query("SELECT count(*) FROM marts.orders") == [(60,)]
+
+
+def test_a_deleted_model_is_retired_by_a_full_build(built_shop: Shop) -> None:
+    (built_shop.root / "models/marts/revenue_daily.sql").unlink()
+    built_shop.edit(
+        "tests/payments_reconcile.sql",
+        "(SELECT sum(revenue) FROM marts.revenue_daily)",
+        "(SELECT sum(revenue) FROM marts.orders)",
+    )
+    built_shop.ok("build", "staging.orders")  # a partial build retires nothing
+    assert built_shop.query(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'revenue_daily'"
+        " AND table_schema = 'marts'"
+    ) == [(1,)]
+    built_shop.ok("build")
+    assert built_shop.query(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'revenue_daily'"
+        " AND table_schema = 'marts'"
+    ) == [(0,)]
+    assert built_shop.query(
+        "SELECT count(*) FROM sqlops_meta.environments WHERE node = 'marts.revenue_daily'"
+    ) == [(0,)]
+
+
+def test_deployments_record_the_git_commit(shop: Shop) -> None:
+    import subprocess
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-c", "user.email=t@example.com", "-c", "user.name=t", *args],
+            cwd=shop.root,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+
+    git("init", "-q")
+    git("add", "-A")
+    git("commit", "-qm", "first")
+    head = git("rev-parse", "HEAD")
+    shop.ok("build")
+    shop.edit("models/marts/orders.sql", "SELECT", "SELECT DISTINCT")
+    shop.ok("build")
+    commits = [
+        r[0] for r in shop.query("SELECT git_commit FROM sqlops_meta.deployments ORDER BY id")
+    ]
+    assert commits == [head, f"{head}-dirty"]
+
+
+def test_state_from_a_newer_sqlops_is_refused(built_shop: Shop) -> None:
+    import duckdb
+
+    con = duckdb.connect(str(built_shop.db))
+    con.execute("UPDATE sqlops_meta.meta SET value = '999' WHERE key = 'schema_version'")
+    con.close()
+    result = built_shop.sqlops("build")
+    assert result.code == 2
+    assert "newer sqlops" in result.stderr

@@ -171,3 +171,78 @@ def test_model_sql_error_at_build_is_reported_with_its_file(
     assert "models/x.sql" in result.stdout
     assert "no_such_function" in result.stdout
     assert "Traceback" not in result.output
+
+
+MORE_CASES = {
+    "reserved schema": (
+        {"models/staging__dev/orders.sql": "SELECT 42 AS hijack"},
+        ["models/staging__dev/orders.sql", "reserved"],
+    ),
+    "accepted_values with NULL": (
+        {"models/x.sql": "SELECT 1 AS a\n-- @assert accepted_values(a, 1, NULL)"},
+        ["models/x.sql:2", "NULL in accepted_values()"],
+    ),
+    "builtin check in tests": (
+        {
+            "models/x.sql": "SELECT 1 AS a",
+            "tests/t.sql": "-- @assert unique(a)\n",
+        },
+        ["tests/t.sql:1", "has no model"],
+    ),
+    "space after @": (
+        {"models/x.sql": "SELECT 1 AS a\n-- @ assert a > 0"},
+        ["models/x.sql:2", "space after @"],
+    ),
+    "colon after keyword": (
+        {"models/x.sql": "SELECT 1 AS a\n-- @assert: a > 0"},
+        ["models/x.sql:2", "followed by a colon"],
+    ),
+    "duplicate macro": (
+        {
+            "macros/a.sql": "{% macro double(x) %}{{ x }} * 2{% endmacro %}",
+            "macros/b.sql": "\n{% macro double(x) %}{{ x }} + {{ x }}{% endmacro %}",
+            "models/x.sql": "SELECT {{ double(1) }} AS a",
+        },
+        ["macros/b.sql:2", "also defined in a.sql"],
+    ),
+    "macro replacing a builtin": (
+        {
+            "macros/a.sql": "{% macro ref(x) %}{{ x }}{% endmacro %}",
+            "models/x.sql": "SELECT 1 AS a",
+        },
+        ["macros/a.sql:1", "replace sqlops's own `ref()`"],
+    ),
+    "duplicate source column": (
+        {"sources/raw/orders.sql": "CREATE TABLE raw.orders (a INT, a INT)"},
+        ["sources/raw/orders.sql", "declared twice"],
+    ),
+    "value instead of a condition": (
+        {"models/x.sql": "SELECT 1 AS a\n-- @assert a"},
+        ["models/x.sql:2", "is a value, not a condition"],
+    ),
+    "unknown target setting": (
+        {
+            "sqlops.toml": "[project]\nname = 'x'\n[targets.local]\nengine = 'duckdb'\n"
+            "pth = 'x.duckdb'\n",
+        },
+        ["sqlops.toml:5", "unknown setting `pth`", "did you mean `path`"],
+    ),
+    "unknown section": (
+        {"sqlops.toml": "[project]\nname = 'x'\n[var]\na = 1\n"},
+        ["sqlops.toml:3", "unknown section [var]", "did you mean `vars`"],
+    ),
+    "changed selector": ({}, []),
+}
+
+
+@pytest.mark.parametrize("case", sorted(k for k in MORE_CASES if k != "changed selector"))
+def test_more_broken_projects(make_project: Callable[[dict[str, str]], Shop], case: str) -> None:
+    files, expected = MORE_CASES[case]
+    project = make_project(base(files))
+    result = project.sqlops("ls")
+    assert_user_error(result.output, result.code, *expected)
+
+
+def test_changed_selector_is_not_there_yet(built_shop: Shop) -> None:
+    result = built_shop.sqlops("build", "changed+")
+    assert_user_error(result.output, result.code, "needs change detection")

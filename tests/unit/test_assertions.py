@@ -470,7 +470,7 @@ def test_where_on_a_check_that_reads_no_rows() -> None:
         ("name:", "has no check after the colon"),
         ("amount > 0 where", "`where` needs a condition"),
         ("where amount > 0", "nothing to check before `where`"),
-        ("bad: DELETE FROM orders", "a check must be a boolean expression, not a DELETE"),
+        ("bad: DELETE FROM orders", "`DELETE FROM orders` is not a condition"),
         ("(SELECT true)", "not a query"),
     ],
 )
