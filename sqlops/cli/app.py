@@ -26,6 +26,25 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
+
+def _version(value: bool) -> None:
+    if value:
+        from sqlops import __version__
+
+        print(f"sqlops {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """SQL-first data transformations: tests next to the SQL, sandboxed builds, atomic promotion."""
+
+
 ProjectDir = Annotated[
     Path | None,
     typer.Option("--project-dir", "-p", help="The project folder (default: found from here up)."),

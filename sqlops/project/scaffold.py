@@ -26,6 +26,8 @@ def scaffold(folder: Path, engine: str) -> Path:
             f"engine `{engine}` is not available for new projects yet",
             hint="use --engine duckdb (the default)",
         )
+    if not folder.name or folder.name in (".", ".."):
+        raise SqlopsError("give the new project's folder a name", hint="e.g. sqlops init shop")
     folder = folder.resolve()
     if folder.exists():
         raise SqlopsError(
