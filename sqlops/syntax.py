@@ -13,7 +13,7 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, SqlglotError, TokenError
 from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 from sqlglot.optimizer.scope import traverse_scope
-from sqlglot.tokens import TokenType  # type: ignore[attr-defined]
+from sqlglot.tokens import Token, TokenType  # type: ignore[attr-defined]
 
 from sqlops.errors import ProjectError, snippet_at
 
@@ -66,6 +66,23 @@ def _same_shape(source: str, rendered: str) -> bool:
         if "{" not in a and a != b:
             return False
     return True
+
+
+def top_level_tokens(text: str, dialect: str) -> list[Token] | None:
+    """The tokens outside any brackets (strings are single tokens); None if it cannot tokenize."""
+    try:
+        tokens = sqlglot.Dialect.get_or_raise(dialect).tokenize(text)
+    except SqlglotError:
+        return None
+    depth, found = 0, []
+    for token in tokens:
+        if token.token_type == TokenType.L_PAREN:
+            depth += 1
+        elif token.token_type == TokenType.R_PAREN:
+            depth -= 1
+        elif depth == 0:
+            found.append(token)
+    return found
 
 
 def statement_lines(sql: str, dialect: str) -> list[int]:

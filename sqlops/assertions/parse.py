@@ -15,7 +15,13 @@ from sqlglot.tokens import TokenType  # type: ignore[attr-defined]
 
 from sqlops.assertions.definition import Assertion, CheckKind, Tolerance
 from sqlops.errors import ProjectError, snippet_at
-from sqlops.syntax import TableRef, is_query_text, parse_expression, table_refs
+from sqlops.syntax import (
+    TableRef,
+    is_query_text,
+    parse_expression,
+    table_refs,
+    top_level_tokens,
+)
 
 _NAME = re.compile(r"^\s*([A-Za-z_]\w*)\s*:(?!:)\s*", re.DOTALL)
 _BUILTIN = re.compile(
@@ -281,55 +287,29 @@ def _tolerance(raw: str, fail: Fail) -> Tolerance:
 
 def _tolerate_start(body: str, dialect: str) -> int | None:
     """Where a trailing `tolerate ...` clause starts: a bare word, outside strings and brackets."""
-    try:
-        tokens = sqlglot.Dialect.get_or_raise(dialect).tokenize(body)
-    except SqlglotError:
-        return None
-    depth, found = 0, None
-    for token in tokens:
-        if token.token_type == TokenType.L_PAREN:
-            depth += 1
-        elif token.token_type == TokenType.R_PAREN:
-            depth -= 1
-        elif (
-            depth == 0
-            and token.token_type == TokenType.VAR
-            and token.text.lower() == "tolerate"
-            and body[token.start : token.end + 1].lower() == "tolerate"
-        ):
+    found = None
+    for token in top_level_tokens(body, dialect) or ():
+        word = body[token.start : token.end + 1]
+        if token.token_type == TokenType.VAR and word.lower() == "tolerate":
             found = token.start
     return found
 
 
 def _split_where(body: str, dialect: str) -> tuple[str, str | None]:
     """Split at the first WHERE outside brackets and subqueries."""
-    try:
-        tokens = sqlglot.Dialect.get_or_raise(dialect).tokenize(body)
-    except SqlglotError:
-        return body, None
-    depth = 0
-    for token in tokens:
-        if token.token_type == TokenType.L_PAREN:
-            depth += 1
-        elif token.token_type == TokenType.R_PAREN:
-            depth -= 1
-        elif token.token_type == TokenType.WHERE and depth == 0:
+    for token in top_level_tokens(body, dialect) or ():
+        if token.token_type == TokenType.WHERE:
             return body[: token.start].strip(), body[token.end + 1 :].strip()
     return body, None
 
 
 def _split_args(inner: str, dialect: str) -> list[str]:
-    try:
-        tokens = sqlglot.Dialect.get_or_raise(dialect).tokenize(inner)
-    except SqlglotError:
-        return [a.strip() for a in inner.split(",")]
-    args, depth, start = [], 0, 0
+    tokens = top_level_tokens(inner, dialect)
+    if tokens is None:
+        return [a.strip() for a in inner.split(",") if a.strip()]
+    args, start = [], 0
     for token in tokens:
-        if token.token_type == TokenType.L_PAREN:
-            depth += 1
-        elif token.token_type == TokenType.R_PAREN:
-            depth -= 1
-        elif token.token_type == TokenType.COMMA and depth == 0:
+        if token.token_type == TokenType.COMMA:
             args.append(inner[start : token.start].strip())
             start = token.end + 1
     args.append(inner[start:].strip())
