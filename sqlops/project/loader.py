@@ -204,11 +204,14 @@ class _Loader:
     def _start(
         self, path: Path, kind: Kind, folder: str
     ) -> tuple[str, Node, Scanned, list[ParsedAssertion]]:
-        """Read a SQL file of a model or source: its node, directives and assertions."""
+        """Read a SQL file of a model, source or test: its node, directives and assertions."""
         text = _read(path, self.root)
-        schema, name = self._split(path, folder)
+        if kind is Kind.TEST:
+            schema, name = "", self._norm(str(path.relative_to(self.root / folder).with_suffix("")))
+        else:
+            schema, name = self._split(path, folder)
         node = Node(
-            id=f"{schema}.{name}",
+            id=f"test:{name}" if kind is Kind.TEST else f"{schema}.{name}",
             kind=kind,
             schema=schema,
             name=name,
@@ -356,19 +359,8 @@ class _Loader:
         return _Parsed(replace(node, canonical=f"seed {node.content_hash}"), "", None, [], [], [])
 
     def _test(self, path: Path) -> _Parsed:
-        text = _read(path, self.root)
-        name = self._norm(str(path.relative_to(self.root / "tests").with_suffix("")))
-        node = Node(
-            id=f"test:{name}",
-            kind=Kind.TEST,
-            schema="",
-            name=name,
-            path=path,
-            relpath=self._relpath(path),
-            content_hash=_hash(text),
-        )
-        scanned = scan(text, path)
-        node, parsed_assertions = self._directives(node, scanned.directives, text)
+        text, node, scanned, parsed_assertions = self._start(path, Kind.TEST, "tests")
+        name = node.name
         body = self.renderer.render(scanned.body, path, None)
         statements = parse_statements(body, self.dialect, path, text) if body.strip() else []
         if statements:
