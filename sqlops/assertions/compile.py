@@ -13,7 +13,7 @@ import sqlglot
 from sqlglot import exp
 
 from sqlops.assertions.definition import Assertion, CheckKind
-from sqlops.assertions.parse import ROW_COUNT
+from sqlops.assertions.parse import is_aggregate
 
 SAMPLE_ROWS = 5
 # maps a table as written in the check to the relation (or inlined query) it means here
@@ -150,12 +150,10 @@ def _table_level(
 
 
 def _is_measure(node: exp.Expr) -> bool:
-    """A value of the whole table: an aggregate (outside a window), row_count(), a subquery."""
-    return (
-        isinstance(node, exp.Subquery)
-        or (isinstance(node, exp.Anonymous) and node.name.lower() == ROW_COUNT)
-        or (isinstance(node, exp.AggFunc) and not node.find_ancestor(exp.Window))
-    )
+    """A value of the whole table: an aggregate, row_count(), or a scalar subquery of the check."""
+    if isinstance(node, exp.Subquery):
+        return not node.find_ancestor(exp.Query)
+    return is_aggregate(node)
 
 
 def _with_relations(expression: exp.Expr, relate: Relate) -> exp.Expr:

@@ -205,17 +205,24 @@ def is_table_level(expression: exp.Expr) -> bool:
     return expression.find(exp.Query) is not None
 
 
+def is_aggregate(node: exp.Expr) -> bool:
+    """An aggregate over the model's rows, or row_count(): not windowed, not inside a subquery.
+
+    `count(*) FILTER (WHERE ...)` is one aggregate: the FILTER node, not the count inside it.
+    """
+    if isinstance(node, exp.Filter):
+        if not isinstance(node.this, exp.AggFunc):
+            return False
+    elif isinstance(node, exp.AggFunc):
+        if isinstance(node.parent, exp.Filter):
+            return False
+    elif not (isinstance(node, exp.Anonymous) and node.name.lower() == ROW_COUNT):
+        return False
+    return not node.find_ancestor(exp.Window) and not node.find_ancestor(exp.Query)
+
+
 def _aggregates(expression: exp.Expr) -> list[exp.Expr]:
-    """Aggregates over the model's rows: not windowed, not inside a subquery."""
-    return [
-        node
-        for node in expression.walk()
-        if (
-            (isinstance(node, exp.AggFunc) and not node.find_ancestor(exp.Window))
-            or (isinstance(node, exp.Anonymous) and node.name.lower() == ROW_COUNT)
-        )
-        and not node.find_ancestor(exp.Query)
-    ]
+    return [node for node in expression.walk() if is_aggregate(node)]
 
 
 def _row_values(expression: exp.Expr) -> list[exp.Column]:
@@ -223,10 +230,7 @@ def _row_values(expression: exp.Expr) -> list[exp.Column]:
     return [
         col
         for col in expression.find_all(exp.Column)
-        if not col.find_ancestor(exp.Query)
-        and not any(
-            isinstance(a, exp.AggFunc) and not a.find_ancestor(exp.Window) for a in _ancestors(col)
-        )
+        if not col.find_ancestor(exp.Query) and not any(is_aggregate(a) for a in _ancestors(col))
     ]
 
 

@@ -215,7 +215,12 @@ def run_summary(result: RunResult) -> None:
         f"[dim]({result.duration:.2f}s)[/]"
     )
     if result.command == "build":
-        if result.up_to_date:
+        if result.promotion_error:
+            out.print(
+                f"[bold red]not promoted:[/] switching environment `{escape(result.env)}` failed "
+                f"and was rolled back: {escape(result.promotion_error)}"
+            )
+        elif result.up_to_date:
             out.print(f"environment `{escape(result.env)}` already serves these versions")
         elif result.promoted:
             out.print(
@@ -272,6 +277,7 @@ def run_json(result: RunResult) -> dict[str, Any]:
         "ok": result.ok,
         "promoted": result.promoted,
         "up_to_date": result.up_to_date,
+        "promotion_error": result.promotion_error,
         "deployment_id": result.deployment_id,
         "duration": round(result.duration, 3),
         "counts": result.counts,

@@ -61,6 +61,17 @@ class Graph:
     def ancestors(self, node_id: str) -> set[str]:
         return set(nx.ancestors(self._g, node_id))
 
+    def ancestors_of(self, node_ids: Iterable[str]) -> set[str]:
+        """Everything upstream of any of the nodes, in one walk."""
+        seen: set[str] = set()
+        stack = list(node_ids)
+        while stack:
+            for parent in self._g.predecessors(stack.pop()):
+                if parent not in seen:
+                    seen.add(parent)
+                    stack.append(parent)
+        return seen
+
     def descendants(self, node_id: str) -> set[str]:
         return set(nx.descendants(self._g, node_id))
 

@@ -41,9 +41,8 @@ class Plan:
     selected: tuple[str, ...]
     added: tuple[str, ...]  # ancestors outside the selection that changed, promoted with it
     fingerprints: dict[str, str]
-
-    def step(self, node_id: str) -> Step:
-        return next(s for s in self.steps if s.node_id == node_id)
+    # the relation of every versioned node once this plan is promoted: what its checks read
+    serving: dict[str, Relation]
 
     @property
     def to_build(self) -> list[Step]:
@@ -70,44 +69,66 @@ def make_plan(
     chosen = set(selected)
     # An ancestor whose current version is not what the environment serves comes along, so that
     # every view of the environment points at the versions its readers were built from.
-    added: set[str] = set()
-    for node_id in selected:
-        for ancestor in project.graph.ancestors(node_id):
-            node = nodes[ancestor]
-            if ancestor in chosen or not node.is_versioned:
-                continue
-            current = deployed.get(ancestor)
-            if current is None or current.fingerprint != fps[ancestor]:
-                added.add(ancestor)
+    added = {
+        a
+        for a in project.graph.ancestors_of(selected)
+        if a not in chosen
+        and nodes[a].is_versioned
+        and (a not in deployed or deployed[a].fingerprint != fps[a])
+    }
     chosen |= added
-    # A node whose assertions read something in this build is re-tested against the new version.
+    promoted = {n for n in chosen if nodes[n].is_versioned}
+    # What the environment serves and does not rebuild is re-tested when its assertions read a
+    # new version: a partial build must not promote what makes a served check fail.
+    rechecked = {
+        n.id
+        for n in nodes.values()
+        if n.id not in chosen
+        and n.id in deployed
+        and n.is_versioned
+        and not promoted.isdisjoint(n.assertion_reads)
+    }
+    # Tests run when they read something new and everything they read is served afterwards.
     for node in nodes.values():
-        current = deployed.get(node.id)
-        if (
-            node.id not in chosen
-            and set(node.check_deps) & chosen
-            and current is not None
-            and current.fingerprint == fps.get(node.id)
-        ):
-            chosen.add(node.id)
-    # Tables of the database that feed the selection are checked first, in every build.
-    for node_id in list(chosen):
-        chosen |= {
-            a
-            for a in project.graph.ancestors(node_id)
-            if nodes[a].kind is Kind.SOURCE and not nodes[a].is_versioned
-        }
-    # Tests run when everything they read is in the build.
-    if selected:
-        for node in nodes.values():
-            if node.kind is Kind.TEST and node.all_deps and set(node.all_deps) <= chosen:
+        if node.kind is Kind.TEST and node.id not in chosen:
+            reads = set(node.all_deps)
+            served = all(d in promoted or d in deployed or not nodes[d].is_versioned for d in reads)
+            if served and not promoted.isdisjoint(reads):
                 chosen.add(node.id)
+    # Tables of the database that feed the build are checked first, in every build.
+    chosen |= {
+        a
+        for a in project.graph.ancestors_of(chosen | rechecked)
+        if nodes[a].kind is Kind.SOURCE and not nodes[a].is_versioned
+    }
 
     steps: list[Step] = []
-    for node_id in project.graph.topological(chosen):
+    for node_id in project.graph.topological(chosen | rechecked):
         node = nodes[node_id]
-        steps.append(_step(node, fps.get(node_id, ""), versions, existing, fps))
-    return Plan(env, tuple(steps), tuple(selected), tuple(project.graph.topological(added)), fps)
+        if node_id in rechecked:
+            served_now = deployed[node_id]
+            new = ", ".join(sorted(promoted.intersection(node.assertion_reads)))
+            steps.append(
+                Step(
+                    node_id,
+                    Action.RETEST,
+                    served_now.fingerprint,
+                    served_now.physical,
+                    f"its assertions read the new {new}",
+                )
+            )
+        else:
+            steps.append(_step(node, fps.get(node_id, ""), versions, existing, fps))
+    serving = {d.node: d.physical for d in deployed.values()}
+    serving.update({s.node_id: s.physical for s in steps if s.physical is not None})
+    return Plan(
+        env,
+        tuple(steps),
+        tuple(selected),
+        tuple(project.graph.topological(added)),
+        fps,
+        serving,
+    )
 
 
 def _step(

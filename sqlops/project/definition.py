@@ -50,6 +50,7 @@ class Node:
     refs: tuple[TableRef, ...] = ()
     depends_on: tuple[str, ...] = ()  # what its SQL reads: its data depends on these
     check_deps: tuple[str, ...] = ()  # read only by its assertions: run after, not rebuilt
+    assertion_reads: tuple[str, ...] = ()  # everything its assertions read, data deps included
     columns: tuple[Column, ...] | None = None
     canonical: str = ""
     content_hash: str = ""

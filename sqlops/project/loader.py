@@ -151,10 +151,13 @@ class _Loader:
                 ref_lines.setdefault(target_id, ref.line)
                 _point_at(table, by_id[target_id].node)
             check_deps: list[str] = []
+            assertion_reads: list[str] = []
             assertions = []
             for pa in item.assertions:
                 for ref in pa.refs:
                     target_id = resolver.resolve(ref, node, item.text)
+                    if target_id != node.id:
+                        assertion_reads.append(target_id)
                     if target_id != node.id and target_id not in deps:
                         check_deps.append(target_id)
                     ref_lines.setdefault(target_id, pa.assertion.line)
@@ -165,6 +168,7 @@ class _Loader:
                 node,
                 depends_on=tuple(dict.fromkeys(deps)),
                 check_deps=tuple(dict.fromkeys(check_deps)),
+                assertion_reads=tuple(dict.fromkeys(assertion_reads)),
                 ref_lines=ref_lines,
                 assertions=tuple(assertions),
             )

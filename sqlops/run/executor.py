@@ -15,10 +15,16 @@ import sqlglot
 from sqlglot.errors import SqlglotError
 
 from sqlops.engines.base import Engine, Relation
-from sqlops.errors import EngineError
+from sqlops.errors import EngineError, SqlopsError
 from sqlops.graph.fingerprint import assertions_hash
 from sqlops.plan.builder import Action, Plan, Step, make_plan
-from sqlops.plan.relations import Relations, env_relation, env_relation_of, physical_relation
+from sqlops.plan.relations import (
+    PROD,
+    Relations,
+    env_relation,
+    env_relation_of,
+    physical_relation,
+)
 from sqlops.project.definition import Kind, Materialized, Node
 from sqlops.run.assertions import run_assertions
 from sqlops.run.results import NodeResult, RunResult, Status
@@ -37,20 +43,60 @@ def _quiet(event: str, node_id: str, result: NodeResult | None) -> None:
 def plan_build(project: Project, engine: Engine, env: str, selected: list[str]) -> Plan:
     """Read state and the sources' data stamps, and plan. Writes nothing."""
     store = StateStore(engine)
+    deployed = store.environment(env)
+    _check_sources_read_in_place(project, store)
     existing = {
         (schema, name)
-        for schema in {physical_relation(n, "x").schema for n in project.nodes.values()}
+        for schema in {
+            physical_relation(n, "").schema for n in project.nodes.values() if n.is_versioned
+        }
         for name in engine.relations(schema)
     }
-    return make_plan(
+    plan = make_plan(
         project,
         selected,
         env,
         store.versions(),
-        store.environment(env),
+        deployed,
         existing,
         data_stamps(project, engine),
     )
+    _check_views_are_ours(project, engine, plan, deployed)
+    return plan
+
+
+def _check_sources_read_in_place(project: Project, store: StateStore) -> None:
+    """A source without @location must be someone's table, not a view sqlops made for a file."""
+    prod = store.environment(PROD)
+    for node in project.nodes.values():
+        if node.kind is Kind.SOURCE and not node.is_versioned and node.id in prod:
+            raise SqlopsError(
+                f"{node.id} is a view sqlops made when {node.relpath} read a file with @location",
+                path=node.path,
+                hint=f"load your table at {node.id} first (DROP VIEW {node.id}), or put the "
+                "@location line back",
+            )
+
+
+def _check_views_are_ours(
+    project: Project, engine: Engine, plan: Plan, deployed: dict[str, Deployed]
+) -> None:
+    """Promotion replaces views sqlops made; a table or view of someone else's is refused."""
+    present: dict[str, dict[str, str]] = {}
+    for step in plan.promoted:
+        if step.node_id in deployed:
+            continue
+        view = env_relation(project.nodes[step.node_id], plan.env)
+        if view.schema not in present:
+            present[view.schema] = engine.relations(view.schema)
+        kind = present[view.schema].get(view.name)
+        if kind is not None:
+            raise SqlopsError(
+                f"environment `{plan.env}` would replace the {kind} {view}, which sqlops did not "
+                "create",
+                path=project.nodes[step.node_id].path,
+                hint=f"rename or move {view} out of the way, or rename the model",
+            )
 
 
 def data_stamps(project: Project, engine: Engine) -> dict[str, str]:
@@ -61,9 +107,15 @@ def data_stamps(project: Project, engine: Engine) -> dict[str, str]:
             continue
         if node.location:
             digest = hashlib.sha256()
-            with (project.root / node.location).open("rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    digest.update(block)
+            try:
+                with (project.root / node.location).open("rb") as fh:
+                    for block in iter(lambda: fh.read(1 << 20), b""):
+                        digest.update(block)
+            except OSError as exc:
+                raise SqlopsError(
+                    f"cannot read @location file {node.location}: {exc.strerror or exc}",
+                    path=node.path,
+                ) from None
             stamps[node.id] = f"file {digest.hexdigest()}"
         else:
             stamps[node.id] = engine.data_stamp(Relation(node.schema, node.name)) or "missing"
@@ -83,9 +135,10 @@ def build(
     fps = plan.fingerprints
     relations = Relations(
         project,
-        lambda node: physical_relation(node, fps[node.id]),
+        lambda node: plan.serving.get(node.id) or physical_relation(node, fps[node.id]),
         engine.dialect,
     )
+    served = store.served()  # relations some environment points at: never dropped
     # schemas are created up front: two threads creating one schema would conflict
     schemas = {s.physical.schema for s in plan.to_build if s.physical}
     for schema in sorted(schemas):
@@ -128,7 +181,7 @@ def build(
                 pending.remove(step)
                 worker = free.pop()
                 listener("start", step.node_id, None)
-                future = pool.submit(_run_step, project, worker, relations, step)
+                future = pool.submit(_run_step, project, worker, relations, step, served)
                 future.worker = worker  # type: ignore[attr-defined]
                 running[future] = step
             if not running:
@@ -151,10 +204,13 @@ def build(
         forked.close()
 
     ordered = tuple(results[s.node_id] for s in plan.steps)
-    deployment, up_to_date = None, False
+    deployment, up_to_date, failure = None, False, None
     if all(r.ok for r in ordered):
-        deployment = _promote(project, engine, store, plan, ordered)
-        up_to_date = deployment is None
+        try:
+            deployment = _promote(project, engine, store, plan, _git_commit(project.root))
+        except EngineError as exc:  # rolled back: the environment is as it was
+            failure = exc.message + (f"\n  to fix this: {exc.hint}" if exc.hint else "")
+        up_to_date = deployment is None and failure is None
     return RunResult(
         "build",
         plan.env,
@@ -164,10 +220,13 @@ def build(
         deployment,
         time.perf_counter() - started,
         up_to_date,
+        failure,
     )
 
 
-def _run_step(project: Project, engine: Engine, relations: Relations, step: Step) -> NodeResult:
+def _run_step(
+    project: Project, engine: Engine, relations: Relations, step: Step, served: set[Relation]
+) -> NodeResult:
     node = project.nodes[step.node_id]
     started = time.perf_counter()
     rows = None
@@ -180,7 +239,7 @@ def _run_step(project: Project, engine: Engine, relations: Relations, step: Step
             assert step.physical is not None
             if node.kind is Kind.SOURCE:
                 warnings = _check_source_columns(project, engine, node)
-            rows = _build_version(project, engine, relations, node, step.physical)
+            rows = _build_version(project, engine, relations, node, step.physical, served)
     except EngineError as exc:
         return NodeResult(
             node.id,
@@ -214,11 +273,21 @@ def _run_step(project: Project, engine: Engine, relations: Relations, step: Step
 
 
 def _build_version(
-    project: Project, engine: Engine, relations: Relations, node: Node, physical: Relation
+    project: Project,
+    engine: Engine,
+    relations: Relations,
+    node: Node,
+    physical: Relation,
+    served: set[Relation],
 ) -> int | None:
-    # a failed earlier attempt may have left this version's relation behind
+    # an interrupted earlier build may have left this version's relation behind, unrecorded
     kinds = engine.relations(physical.schema)
     if physical.name in kinds:
+        if physical in served:
+            raise EngineError(
+                f"{physical} is served by an environment but sqlops_meta has no record of it",
+                hint="the state was changed by hand; restore it, or build into a new environment",
+            )
         engine.drop(physical, kinds[physical.name])
     if node.kind is Kind.SEED:
         return engine.load_file(physical, node.path, [])
@@ -308,7 +377,7 @@ def _record(
 
 
 def _promote(
-    project: Project, engine: Engine, store: StateStore, plan: Plan, results: tuple[NodeResult, ...]
+    project: Project, engine: Engine, store: StateStore, plan: Plan, git_commit: str | None
 ) -> int | None:
     """Point the environment's views at the new versions and record it, in one transaction."""
     deployed = []
@@ -343,7 +412,7 @@ def _promote(
         for node_id in retired:
             engine.drop(env_relation_of(node_id, plan.env), "view")
         store.retire(plan.env, retired)
-        deployment_id = store.set_deployed(plan.env, deployed, _git_commit(project.root))
+        deployment_id = store.set_deployed(plan.env, deployed, git_commit)
     return deployment_id
 
 

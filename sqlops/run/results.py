@@ -73,10 +73,11 @@ class RunResult:
     deployment_id: int | None
     duration: float
     up_to_date: bool = False  # nothing to promote: the environment already serves these versions
+    promotion_error: str | None = None  # everything passed, but switching the views failed
 
     @property
     def ok(self) -> bool:
-        return all(n.ok for n in self.nodes)
+        return self.promotion_error is None and all(n.ok for n in self.nodes)
 
     @property
     def counts(self) -> dict[str, int]:

@@ -156,6 +156,15 @@ class StateStore:
         ).rows
         return [str(r[0]) for r in rows]
 
+    def served(self) -> set[Relation]:
+        """Every physical relation some environment points at."""
+        if not self.exists():
+            return set()
+        rows = self.engine.query(
+            f"SELECT DISTINCT physical_schema, physical_name FROM {self._t('environments')}"
+        ).rows
+        return {Relation(r[0], r[1]) for r in rows}
+
     def retire(self, env: str, nodes: list[str]) -> None:
         """Forget nodes the environment no longer serves. Call inside a transaction."""
         for node in nodes:

@@ -248,7 +248,8 @@ def test_selector_builds_only_the_selection_and_changed_ancestors(built_shop: Sh
     # staging.orders changed upstream of the selection, so it is built and promoted with it
     assert statuses["staging.orders"] == "built"
     assert statuses["marts.customers"] == "built"
-    assert "marts.revenue_daily" not in statuses
+    # marts.revenue_daily is not rebuilt, but its check reads marts.orders: re-tested against it
+    assert statuses["marts.revenue_daily"] == "retested"
     # staging.payments is unchanged, but one of its assertions reads staging.orders: re-tested
     assert statuses["staging.payments"] == "retested"
     assert "ref.payment_methods" not in statuses
@@ -343,3 +344,18 @@ def test_state_from_a_newer_sqlops_is_refused(built_shop: Shop) -> None:
     result = built_shop.sqlops("build")
     assert result.code == 2
     assert "newer sqlops" in result.stderr
+
+
+def test_a_partial_build_cannot_break_a_served_check(built_shop: Shop) -> None:
+    # marts.revenue_daily (not selected, still served) checks its total against marts.orders
+    built_shop.edit(
+        "models/marts/orders.sql",
+        "LEFT JOIN order_payments AS op USING (order_id)",
+        "LEFT JOIN order_payments AS op USING (order_id) WHERE o.order_id <> 1001",
+    )
+    result = built_shop.sqlops("build", "marts.orders", "--json")
+    assert result.code == 1, result.output
+    nodes = {n["id"]: n for n in json.loads(result.stdout)["nodes"]}
+    assert nodes["marts.orders"]["status"] == "built"
+    assert nodes["marts.revenue_daily"]["status"] == "failed"
+    assert built_shop.query("SELECT count(*) FROM marts.orders") == [(60,)]
