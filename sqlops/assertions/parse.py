@@ -18,6 +18,7 @@ from sqlops.errors import ProjectError, snippet_at
 from sqlops.syntax import (
     TableRef,
     is_query_text,
+    normalize_name,
     parse_expression,
     table_refs,
     top_level_tokens,
@@ -382,7 +383,8 @@ def _builtin(
     else:
         if len(args) != 2:
             raise fail("references() takes a column and a target column", f"write {usage}")
-        parts = [p.strip().strip('"') for p in args[1].split(".")]
+        quoted = [p.strip() for p in args[1].split(".")]
+        parts = [p.strip('"') if p.startswith('"') else normalize_name(p, dialect) for p in quoted]
         if len(parts) not in (2, 3) or not all(parts):
             raise fail(f"`{args[1]}` is not `schema.model.column`", f"write {usage}")
         target = ".".join(parts[:-1])

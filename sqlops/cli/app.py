@@ -324,7 +324,7 @@ def show(
     from rich.table import Table
 
     from sqlops.cli import render
-    from sqlops.plan.relations import Relations, check_env_name, env_relation
+    from sqlops.plan.relations import Relations, check_env_name, env_relation, versions_read
     from sqlops.project.definition import Kind
     from sqlops.state.store import StateStore
 
@@ -339,7 +339,8 @@ def show(
     engine = _engine(project, read_only=True)
     try:
         deployed = StateStore(engine).environment(env)
-        missing = [n for n in _reads(project, node.id) if n not in deployed]
+        reads = node.depends_on if node.kind is Kind.MODEL else (node.id,)
+        missing = [n for n in versions_read(project, reads) if n not in deployed]
         if missing:
             raise SqlopsError(
                 f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not deployed "
@@ -360,22 +361,6 @@ def show(
     for row in result.rows:
         table.add_row(*(escape("NULL" if v is None else str(v)) for v in row))
     render.out.print(table)
-
-
-def _reads(project: Project, node_id: str) -> list[str]:
-    """The versioned relations a node's rows come from: its own, or its SQL's, through
-    ephemeral models."""
-    node = project.nodes[node_id]
-    if node.kind.value != "model":
-        return [node_id] if node.is_versioned else []
-    found: list[str] = []
-    for dep in node.depends_on:
-        upstream = project.nodes[dep]
-        if upstream.is_versioned:
-            found.append(dep)
-        elif upstream.kind.value == "model":  # ephemeral: read through it
-            found += _reads(project, dep)
-    return list(dict.fromkeys(found))
 
 
 @app.command()
@@ -412,12 +397,9 @@ def dag(
             }
         )
     elif fmt == "mermaid":
-        ids = {n: f"n{i}" for i, n in enumerate(selected)}
-        print("graph LR")
-        for n in selected:
-            print(f'    {ids[n]}["{n}"]')
-        for a, b in edges:
-            print(f"    {ids[a]} --> {ids[b]}")
+        from sqlops.impact.downstream import mermaid
+
+        print(mermaid({n: n for n in selected}, edges))
     else:
         for n in selected:
             node = project.nodes[n]

@@ -39,8 +39,6 @@ class Engine(ABC):
     dialect: ClassVar[str]
     supports_transactional_ddl: ClassVar[bool] = False
     supports_create_or_replace_view: ClassVar[bool] = True
-    # placeholders in `execute(sql, params)`: `?` here, translated by each engine
-    param_style: ClassVar[str] = "?"
 
     @abstractmethod
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
@@ -95,7 +93,13 @@ class Engine(ABC):
         self.execute(f"CREATE TABLE {self.quote(relation)} AS {select_sql}")
 
     def create_view_as(self, relation: Relation, select_sql: str, replace: bool = False) -> None:
-        verb = "CREATE OR REPLACE VIEW" if replace else "CREATE VIEW"
+        if replace and not self.supports_create_or_replace_view:
+            self.drop(relation, "view")
+        verb = (
+            "CREATE OR REPLACE VIEW"
+            if replace and self.supports_create_or_replace_view
+            else ("CREATE VIEW")
+        )
         self.execute(f"{verb} {self.quote(relation)} AS {select_sql}")
 
     def drop(self, relation: Relation, kind: str) -> None:

@@ -47,14 +47,10 @@ class DuckDBEngine(Engine):
                 f"cannot open DuckDB file {raw}: {text}",
                 hint=f"check the path of [targets.{target.name}] in sqlops.toml",
             ) from None
-        except duckdb.Error as exc:
+        except (duckdb.Error, OSError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
             raise ConfigError(
-                f"cannot open DuckDB file {raw}: {exc}",
-                hint=f"check the path of [targets.{target.name}] in sqlops.toml",
-            ) from None
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot open DuckDB file {raw}: {exc.strerror or exc}",
+                f"cannot open DuckDB file {raw}: {reason}",
                 hint=f"check the path of [targets.{target.name}] in sqlops.toml",
             ) from None
         # relative paths in models (read_csv('data/x.csv')) mean the project folder, not the cwd

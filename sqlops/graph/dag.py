@@ -52,9 +52,6 @@ class Graph:
             return list(self._order)
         return sorted(set(subset), key=self._rank.__getitem__)
 
-    def upstream(self, node_id: str) -> list[str]:
-        return self.topological(self._g.predecessors(node_id))
-
     def downstream(self, node_id: str) -> list[str]:
         return self.topological(self._g.successors(node_id))
 

@@ -19,35 +19,41 @@ if TYPE_CHECKING:
 def fingerprints(project: Project, data_stamps: dict[str, str] | None = None) -> dict[str, str]:
     """`data_stamps` identify the data of each source: new raw data is a new version downstream.
 
-    Without stamps (inspection commands) only the code counts.
+    Without stamps (inspection commands) only the code counts. What flows downstream is the
+    identity of a node's rows; how they are stored (table or view) makes only its own version.
     """
     stamps = data_stamps or {}
+    rows: dict[str, str] = {}
     result: dict[str, str] = {}
     for node_id in project.graph.topological():
         node = project.nodes[node_id]
         if node.kind is Kind.TEST:
             continue
-        digest = hashlib.sha256()
-        for part in (node.kind.value, _data_config(node), node.canonical, stamps.get(node_id, "")):
-            digest.update(part.encode())
-            digest.update(b"\x00")
-        for dep in sorted(node.depends_on):
-            digest.update(_upstream_part(project.nodes[dep], result).encode())
-            digest.update(b"\x00")
-        result[node_id] = digest.hexdigest()
+        parts = [node.kind.value, *_data_parts(node), stamps.get(node_id, "")]
+        parts += [f"{dep}={rows.get(dep, '')}" for dep in sorted(node.depends_on)]
+        rows[node_id] = _hash(parts)
+        result[node_id] = _hash([rows[node_id], _storage(node)])
     return result
 
 
-def _data_config(node: Node) -> str:
-    if node.kind is Kind.MODEL:
-        return f"materialized={node.materialized.value}"
+def _data_parts(node: Node) -> list[str]:
+    """What decides a node's rows, besides its upstream and its source data."""
     if node.kind is Kind.SOURCE:
-        return f"location={node.location or ''}"
-    return ""
+        # a file is read with the declared types; a table in place is what it is
+        return [node.canonical, f"location={node.location}"] if node.is_versioned else []
+    return [node.canonical]
 
 
-def _upstream_part(upstream: Node, known: dict[str, str]) -> str:
-    return f"{upstream.id}={known.get(upstream.id, '')}"
+def _storage(node: Node) -> str:
+    return f"materialized={node.materialized.value}" if node.kind is Kind.MODEL else ""
+
+
+def _hash(parts: list[str]) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.encode())
+        digest.update(b"\x00")
+    return digest.hexdigest()
 
 
 def assertions_hash(node: Node, fingerprints_of: dict[str, str]) -> str:

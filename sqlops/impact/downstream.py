@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -51,17 +52,25 @@ class ImpactReport:
         }
 
     def to_mermaid(self) -> str:
-        ids = {a.node_id: f"n{i}" for i, a in enumerate(self.affected)}
-        lines = ["graph LR"]
+        labels = {}
         for a in self.affected:
-            label = a.node_id.replace('"', "'")
             count = len(a.assertions)
             suffix = f"<br/>{count} assertion{'s' if count != 1 else ''}" if count else ""
-            lines.append(f'    {ids[a.node_id]}["{label}{suffix}"]')
-        for src, dst in self.edges:
-            lines.append(f"    {ids[src]} --> {ids[dst]}")
-        lines.append(f"    style {ids[self.root]} stroke-width:3px")
-        return "\n".join(lines)
+            labels[a.node_id] = a.node_id + suffix
+        return mermaid(labels, self.edges, highlight=self.root)
+
+
+def mermaid(
+    labels: dict[str, str], edges: Iterable[tuple[str, str]], highlight: str | None = None
+) -> str:
+    """A Mermaid flowchart of nodes (id -> label) and edges, left to right."""
+    ids = {node_id: f"n{i}" for i, node_id in enumerate(labels)}
+    lines = ["graph LR"]
+    lines += [f'    {ids[n]}["{label.replace(chr(34), chr(39))}"]' for n, label in labels.items()]
+    lines += [f"    {ids[a]} --> {ids[b]}" for a, b in edges]
+    if highlight is not None:
+        lines.append(f"    style {ids[highlight]} stroke-width:3px")
+    return "\n".join(lines)
 
 
 def _assertion_json(a: Assertion) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from sqlops.engines.base import Relation
 from sqlops.graph.fingerprint import assertions_hash, fingerprints
 from sqlops.plan.relations import physical_relation
-from sqlops.project.definition import Kind, Materialized, Node
+from sqlops.project.definition import Kind, Node
 
 if TYPE_CHECKING:
     from sqlops.project.loader import Project
@@ -96,11 +96,7 @@ def make_plan(
             if served and not promoted.isdisjoint(reads):
                 chosen.add(node.id)
     # Tables of the database that feed the build are checked first, in every build.
-    chosen |= {
-        a
-        for a in project.graph.ancestors_of(chosen | rechecked)
-        if nodes[a].kind is Kind.SOURCE and not nodes[a].is_versioned
-    }
+    chosen |= {a for a in project.graph.ancestors_of(chosen | rechecked) if nodes[a].reads_in_place}
 
     steps: list[Step] = []
     for node_id in project.graph.topological(chosen | rechecked):
@@ -138,11 +134,11 @@ def _step(
     existing: set[tuple[str, str]],
     fingerprints_of: dict[str, str],
 ) -> Step:
-    if node.kind is Kind.SOURCE and not node.is_versioned:
+    if node.reads_in_place:
         return Step(node.id, Action.CHECK_SOURCE, fingerprint, None, "sources are checked first")
     if node.kind is Kind.TEST:
         return Step(node.id, Action.TEST, "", None, "standalone assertions")
-    if node.materialized is Materialized.EPHEMERAL:
+    if node.is_ephemeral:
         return Step(node.id, Action.INLINE, fingerprint, None, "inlined into its readers")
     physical = physical_relation(node, fingerprint)
     version = versions.get((node.id, fingerprint))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from sqlglot import exp
@@ -12,7 +12,7 @@ from sqlops.assertions.compile import CompiledAssertion, compile_assertion
 from sqlops.assertions.definition import Assertion
 from sqlops.engines.base import Relation
 from sqlops.errors import SqlopsError
-from sqlops.project.definition import Kind, Materialized, Node
+from sqlops.project.definition import Kind, Node
 from sqlops.syntax import TableRef, normalize_name
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ def physical_relation(node: Node, fingerprint: str) -> Relation:
 
 
 def env_relation(node: Node, env: str) -> Relation:
-    if node.kind is Kind.SOURCE and not node.is_versioned:
+    if node.reads_in_place:
         return Relation(node.schema, node.name)
     return env_relation_of(node.id, env)
 
@@ -47,6 +47,18 @@ def env_relation_of(node_id: str, env: str) -> Relation:
     """The view an environment serves a node `schema.name` through."""
     schema, _, name = node_id.partition(".")
     return Relation(schema if env == PROD else f"{schema}__{env}", name)
+
+
+def versions_read(project: Project, node_ids: Iterable[str]) -> list[str]:
+    """The versioned nodes whose relations these nodes' rows come from, through ephemerals."""
+    found: list[str] = []
+    for node_id in node_ids:
+        node = project.nodes[node_id]
+        if node.is_versioned:
+            found.append(node_id)
+        elif node.is_ephemeral:
+            found += versions_read(project, node.depends_on)
+    return list(dict.fromkeys(found))
 
 
 class Relations:
@@ -68,9 +80,9 @@ class Relations:
         self._inlined: dict[str, exp.Expr] = {}
 
     def of(self, node: Node) -> exp.Expr:
-        if node.kind is Kind.SOURCE and not node.is_versioned:
+        if node.reads_in_place:
             return Relation(node.schema, node.name).table()
-        if node.kind is Kind.MODEL and node.materialized is Materialized.EPHEMERAL:
+        if node.is_ephemeral:
             if node.id not in self._inlined:
                 self._inlined[node.id] = self.query(node)
             return self._inlined[node.id]
@@ -90,7 +102,7 @@ class Relations:
             upstream = self.project.nodes.get(f"{table.db}.{table.name}")
             if upstream is None:
                 continue
-            if upstream.kind is Kind.MODEL and upstream.materialized is Materialized.EPHEMERAL:
+            if upstream.is_ephemeral:
                 cte = f"__ephemeral__{upstream.schema}__{upstream.name}"
                 if cte not in inlined:
                     inlined[cte] = self.query(upstream)

@@ -39,6 +39,16 @@ class Target:
     def dialect(self) -> str:
         return self.engine
 
+    @property
+    def reserved_schemas(self) -> frozenset[str]:
+        """Names a schema cannot have on this target: DuckDB cannot tell a schema from the
+        database (the file's name) or its built-in catalogs."""
+        if self.engine != "duckdb":
+            return frozenset()
+        path = str(self.settings.get("path", ":memory:"))
+        database = "memory" if path == ":memory:" else Path(path).stem.lower()
+        return frozenset({database, "system", "temp"})
+
 
 @dataclass(frozen=True)
 class ProjectConfig:

@@ -7,7 +7,6 @@ from enum import StrEnum
 from pathlib import Path
 
 from sqlops.assertions.definition import Assertion
-from sqlops.syntax import TableRef
 
 
 class Kind(StrEnum):
@@ -47,14 +46,12 @@ class Node:
     owner: str | None = None
     location: str | None = None
     assertions: tuple[Assertion, ...] = ()
-    refs: tuple[TableRef, ...] = ()
     depends_on: tuple[str, ...] = ()  # what its SQL reads: its data depends on these
     check_deps: tuple[str, ...] = ()  # read only by its assertions: run after, not rebuilt
     assertion_reads: tuple[str, ...] = ()  # everything its assertions read, data deps included
     columns: tuple[Column, ...] | None = None
     canonical: str = ""
     content_hash: str = ""
-    extra: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
     # the line of the first reference to each dependency, for messages
     ref_lines: dict[str, int] = field(default_factory=dict, hash=False, compare=False)
 
@@ -71,6 +68,20 @@ class Node:
         return None if self.columns is None else tuple(c.name for c in self.columns)
 
     @property
+    def is_ephemeral(self) -> bool:
+        return self.kind is Kind.MODEL and self.materialized is Materialized.EPHEMERAL
+
+    @property
+    def reads_in_place(self) -> bool:
+        """A source that is a table of the database: read where it is, never copied."""
+        return self.kind is Kind.SOURCE and self.location is None
+
+    @property
+    def relation_kind(self) -> str:
+        """What its physical relation is: "view" or "table"."""
+        return "view" if self.materialized is Materialized.VIEW else "table"
+
+    @property
     def is_versioned(self) -> bool:
         """Models, seeds and sources read from files get fingerprinted physical relations.
 
@@ -79,6 +90,3 @@ class Node:
         if self.kind is Kind.SOURCE:
             return self.location is not None
         return self.kind in (Kind.MODEL, Kind.SEED) and self.materialized != Materialized.EPHEMERAL
-
-    def where(self, line: int | None = None) -> str:
-        return f"{self.relpath}:{line}" if line else self.relpath

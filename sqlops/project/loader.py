@@ -4,22 +4,18 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
-import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sqlglot import exp, serde
-from sqlglot.errors import SqlglotError
 from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
-from sqlglot.optimizer.qualify import qualify
 
-from sqlops.assertions.definition import Assertion, CheckKind
 from sqlops.assertions.parse import ParsedAssertion, parse_assertion
 from sqlops.errors import ProjectError, did_you_mean, snippet_at
 from sqlops.graph.dag import Graph
 from sqlops.plan.relations import SANDBOX_PREFIX
 from sqlops.project.cache import ParseCache, cache_folder, content_key
+from sqlops.project.columns import infer_columns, validate_assertions
 from sqlops.project.config import ProjectConfig, Target, find_project_root, load_config
 from sqlops.project.definition import Column, Kind, Materialized, Node
 from sqlops.project.directives import Directive, Scanned, scan
@@ -62,9 +58,6 @@ class Project:
         """A fresh copy of a node's query, with every table named `schema.name` of its node."""
         return self.asts[node_id].copy()
 
-    def node(self, node_id: str) -> Node:
-        return self.nodes[node_id]
-
 
 @dataclass
 class _Parsed:
@@ -96,7 +89,7 @@ class _Loader:
         self.target = target
         self.cache = cache
         self.default_schema = self._norm(config.default_schema)
-        macro_files = [(p, _read(p, self.root)) for p in _files(self.root / "macros", ".sql")]
+        macro_files = [(p, _read(p)) for p in _files(self.root / "macros", ".sql")]
         self.renderer = Renderer(
             config.vars, TargetInfo(target.name, target.engine, self.default_schema), macro_files
         )
@@ -150,6 +143,8 @@ class _Loader:
                 deps.append(target_id)
                 ref_lines.setdefault(target_id, ref.line)
                 _point_at(table, by_id[target_id].node)
+            if item.ast is not None:
+                _drop_schema_qualifiers(item.ast, set(deps), self.dialect)
             check_deps: list[str] = []
             assertion_reads: list[str] = []
             assertions = []
@@ -180,14 +175,14 @@ class _Loader:
             node = nodes[node_id]
             item = by_id[node_id]
             if node.kind is Kind.MODEL:
-                columns = self._columns(node, asts[node_id], nodes)
+                columns = infer_columns(node, asts[node_id], nodes, self.dialect, self.cache)
                 # quoting every identifier makes `id` and `"id"` the same where the dialect does
                 canonical = normalize_identifiers(asts[node_id].copy(), dialect=self.dialect).sql(
                     self.dialect, comments=False, identify=True
                 )
                 node = replace(node, columns=columns, canonical=canonical)
                 nodes[node_id] = node
-            self._validate_assertions(node, item, nodes, resolver)
+            validate_assertions(node, item.assertions, item.text, nodes, resolver, self.dialect)
         return Project(self.config, self.target, nodes, graph, resolver, asts)
 
     # -- one file of each kind --------------------------------------------------------------
@@ -195,7 +190,25 @@ class _Loader:
     def _split(self, path: Path, folder: str) -> tuple[str, str]:
         parts = path.relative_to(self.root / folder).parts
         schema = self._norm(parts[0]) if len(parts) > 1 else self.default_schema
-        if "__" in schema or schema == META or schema.startswith(SANDBOX_PREFIX):
+        if "." in path.stem:
+            raise ProjectError(
+                f"`{path.name}`: a dot in a file name would make `{schema}.{path.stem}` look like "
+                "a longer name",
+                path=path,
+                hint="use letters, digits and _ in file names",
+            )
+        if schema in self.target.reserved_schemas:
+            raise ProjectError(
+                f"schema `{schema}` has the name of a database of target `{self.target.name}`, "
+                "and the database cannot tell the two apart",
+                path=path,
+                hint="rename the folder, or the target's database file",
+            )
+        if (
+            "__" in schema
+            or schema in (META, SANDBOX_PREFIX.rstrip("_"))
+            or schema.startswith(SANDBOX_PREFIX)
+        ):
             raise ProjectError(
                 f"schema `{schema}` is reserved: sqlops names its own schemas with `__` "
                 f"(environments `<schema>__<env>`, the sandbox `{SANDBOX_PREFIX}<schema>`) and "
@@ -209,7 +222,7 @@ class _Loader:
         self, path: Path, kind: Kind, folder: str
     ) -> tuple[str, Node, Scanned, list[ParsedAssertion]]:
         """Read a SQL file of a model, source or test: its node, directives and assertions."""
-        text = _read(path, self.root)
+        text = _read(path)
         if kind is Kind.TEST:
             schema, name = "", self._norm(str(path.relative_to(self.root / folder).with_suffix("")))
         else:
@@ -330,7 +343,10 @@ class _Loader:
         return _Parsed(node, text, None, [], [], parsed_assertions)
 
     def _seed(self, path: Path) -> _Parsed:
-        raw = path.read_bytes()
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise ProjectError(f"cannot read: {exc.strerror or exc}", path=path) from None
         schema, name = self._split(path, "seeds")
         try:
             header = next(csv.reader(raw.decode("utf-8-sig").splitlines()), [])
@@ -431,6 +447,7 @@ class _Loader:
         description: list[str] = []
         tags: list[str] = []
         changes: dict[str, object] = {}
+        seen_once: set[str] = set()
         for d in directives:
 
             def fail(message: str, hint: str, d: Directive = d) -> ProjectError:
@@ -444,8 +461,6 @@ class _Loader:
                 )
 
             if d.keyword in ("assert", "warn"):
-                if node.kind is Kind.SEED:
-                    continue
                 this = node.relation if node.kind is not Kind.TEST else None
                 rendered = self.renderer.render(
                     d.text, node.path, this, first_line=d.line, file_text=text
@@ -467,7 +482,7 @@ class _Loader:
                     f"@{d.keyword} has no meaning in a test file",
                     "tests/ files hold only @assert and @warn directives",
                 )
-            elif d.keyword in changes or (d.keyword == "unique_key" and "extra" in changes):
+            elif d.keyword in changes or d.keyword in seen_once:
                 raise fail(f"@{d.keyword} is given twice", "keep one of them")
             elif d.keyword == "description":
                 description.append(d.text)
@@ -499,117 +514,12 @@ class _Loader:
                     raise fail("@location needs a file path", "e.g. -- @location data/orders.csv")
                 changes["location"] = d.text
             elif d.keyword == "unique_key":
-                changes["extra"] = {"unique_key": d.text}
+                seen_once.add("unique_key")  # for incremental models, which are not built yet
         if description:
             changes["description"] = " ".join(description)
         if tags:
             changes["tags"] = tuple(dict.fromkeys(tags))
         return replace(node, **changes), assertions  # type: ignore[arg-type]
-
-    def _columns(
-        self, node: Node, ast: exp.Expr, nodes: dict[str, Node]
-    ) -> tuple[Column, ...] | None:
-        schema: dict[str, object] = {}
-        for dep in node.depends_on:
-            upstream = nodes[dep]
-            if upstream.columns is None:
-                return None
-            tables = schema.setdefault(upstream.schema, {})
-            assert isinstance(tables, dict)
-            tables[upstream.name] = {c.name: c.type or "UNKNOWN" for c in upstream.columns}
-        key = content_key("columns", self.dialect, ast.sql(self.dialect), json.dumps(schema))
-        cached = self.cache.get(key)
-        if isinstance(cached, list):
-            return tuple(Column(*c) for c in cached)
-        try:
-            qualified = qualify(
-                ast.copy(),
-                schema=schema,
-                dialect=self.dialect,
-                validate_qualify_columns=False,
-                quote_identifiers=False,
-            )
-        except (SqlglotError, KeyError, ValueError):
-            return None
-        assert isinstance(qualified, exp.Query)
-        outer = qualified
-        while isinstance(outer, exp.SetOperation):
-            outer = outer.left
-        if not isinstance(outer, exp.Select) or any(
-            isinstance(s, exp.Star) or (isinstance(s, exp.Column) and s.is_star)
-            for s in outer.selects
-        ):
-            return None
-        if any(re.fullmatch(r"_col_\d+", name) for name in outer.named_selects):
-            return None  # an unaliased expression: only the engine knows what it will be called
-        descriptions = _select_comments(ast)
-        columns = tuple(
-            Column(name, None, descriptions.get(i))
-            for i, name in enumerate(_engine_names(outer.named_selects, self.dialect))
-        )
-        self.cache.put(key, [[c.name, c.type, c.description] for c in columns])
-        return columns
-
-    def _validate_assertions(
-        self, node: Node, item: _Parsed, nodes: dict[str, Node], resolver: Resolver
-    ) -> None:
-        known = node.column_names
-        for pa in item.assertions:
-            a = pa.assertion
-            if known is not None and node.kind is not Kind.TEST:
-                _check_columns(
-                    node.path, pa.checked_columns, known, node, a, item.text, self.dialect
-                )
-            if a.kind is CheckKind.REFERENCES and a.target and a.target_column:
-                schema, _, model = a.target.rpartition(".")
-                ref = TableRef(self._norm(schema) if schema else None, self._norm(model), a.line, 1)
-                target = nodes[resolver.resolve(ref, node, item.text)]
-                if target.column_names is not None:
-                    _check_columns(
-                        node.path,
-                        (a.target_column,),
-                        target.column_names,
-                        target,
-                        a,
-                        item.text,
-                        self.dialect,
-                    )
-
-
-def _check_columns(
-    path: Path,
-    names: tuple[str, ...],
-    known: tuple[str, ...],
-    node: Node,
-    assertion: Assertion,
-    text: str,
-    dialect: str,
-) -> None:
-    folded = {normalize_name(k, dialect): k for k in known}
-    for name in names:
-        if normalize_name(name, dialect) not in folded:
-            raise ProjectError(
-                f"unknown column `{name}` in assertion on {node.id}{did_you_mean(name, known)}",
-                path=path,
-                line=assertion.line,
-                snippet=snippet_at(text, assertion.line),
-                hint=f"{node.id} has columns: {', '.join(known)}",
-            )
-
-
-def _engine_names(names: list[str], dialect: str) -> list[str]:
-    """Output names as the database makes them: a repeated name gets `_1`, `_2`, ... (DuckDB)."""
-    seen: dict[str, int] = {}
-    out = []
-    for name in names:
-        key = normalize_name(name, dialect)
-        if key in seen:
-            seen[key] += 1
-            name = f"{name}_{seen[key]}"
-        else:
-            seen[key] = 0
-        out.append(name)
-    return out
 
 
 def _point_at(table: exp.Table, node: Node) -> None:
@@ -623,17 +533,20 @@ def _point_at(table: exp.Table, node: Node) -> None:
         table.set("alias", exp.TableAlias(this=exp.to_identifier(written)))
 
 
-def _select_comments(ast: exp.Expr) -> dict[int, str]:
-    outer = ast
-    while isinstance(outer, exp.SetOperation):
-        outer = outer.left
-    if not isinstance(outer, exp.Select):
-        return {}
-    return {
-        i: " ".join(c.strip() for c in s.comments)
-        for i, s in enumerate(outer.selects)
-        if s.comments
-    }
+def _drop_schema_qualifiers(ast: exp.Expr, tables: set[str], dialect: str) -> None:
+    """`staging.orders.id` becomes `orders.id`: a table is known by its alias once rewritten.
+
+    Only names of tables the query reads; `a.b.c` may also be a field of a struct column.
+    """
+    for column in ast.find_all(exp.Column):
+        db, table = column.args.get("db"), column.args.get("table")
+        if db is None or table is None:
+            continue
+        name = f"{normalize_name(db.name, dialect, db.quoted)}."
+        name += normalize_name(table.name, dialect, table.quoted)
+        if name in tables:
+            column.set("db", None)
+            column.set("catalog", None)
 
 
 def _files(folder: Path, suffix: str) -> list[Path]:
@@ -646,7 +559,7 @@ def _files(folder: Path, suffix: str) -> list[Path]:
     )
 
 
-def _read(path: Path, root: Path) -> str:
+def _read(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as exc:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from pathlib import Path
 
 from sqlops.errors import ProjectError, did_you_mean, snippet_at
 from sqlops.project.definition import Kind, Node
@@ -63,10 +62,3 @@ class Resolver:
             f"sources/<schema>/<name>.sql (e.g. sources/{ref.schema or 'raw'}/{ref.name}.sql)",
             **where,  # type: ignore[arg-type]
         )
-
-
-def project_relative(path: Path, root: Path) -> str:
-    try:
-        return str(path.relative_to(root))
-    except ValueError:
-        return str(path)

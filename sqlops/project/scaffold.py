@@ -40,11 +40,17 @@ def scaffold(folder: Path, engine: str) -> Path:
             f"`{name}` is not a good project name",
             hint="use letters, digits, - and _ (e.g. shop, sales_mart)",
         )
-    shutil.copytree(
-        template_dir(), folder, ignore=shutil.ignore_patterns("*.duckdb", "*.wal", ".sqlops")
-    )
-    for relpath in _SUBSTITUTED:
-        path = folder / relpath
-        if path.is_file():
-            path.write_text(path.read_text(encoding="utf-8").replace(_PLACEHOLDER, name))
+    try:
+        shutil.copytree(
+            template_dir(), folder, ignore=shutil.ignore_patterns("*.duckdb", "*.wal", ".sqlops")
+        )
+        for relpath in _SUBSTITUTED:
+            path = folder / relpath
+            if path.is_file():
+                path.write_text(path.read_text(encoding="utf-8").replace(_PLACEHOLDER, name))
+    except OSError as exc:
+        raise SqlopsError(
+            f"cannot create {folder}: {exc.strerror or exc}",
+            hint="pick a folder you can write to, inside a folder that exists",
+        ) from None
     return folder

@@ -6,13 +6,9 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import time
-from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-import sqlglot
-from sqlglot.errors import SqlglotError
 
 from sqlops.engines.base import Engine, Relation
 from sqlops.errors import EngineError, SqlopsError
@@ -27,17 +23,12 @@ from sqlops.plan.relations import (
 )
 from sqlops.project.definition import Kind, Materialized, Node
 from sqlops.run.assertions import run_assertions
-from sqlops.run.results import NodeResult, RunResult, Status
+from sqlops.run.results import Listener, NodeResult, RunResult, Status, quiet
+from sqlops.run.sources import check_source_columns
 from sqlops.state.store import Deployed, StateStore, Version
 
 if TYPE_CHECKING:
     from sqlops.project.loader import Project
-
-Listener = Callable[[str, str, NodeResult | None], None]  # (event, node id, result)
-
-
-def _quiet(event: str, node_id: str, result: NodeResult | None) -> None:
-    return None
 
 
 def plan_build(project: Project, engine: Engine, env: str, selected: list[str]) -> Plan:
@@ -69,7 +60,7 @@ def _check_sources_read_in_place(project: Project, store: StateStore) -> None:
     """A source without @location must be someone's table, not a view sqlops made for a file."""
     prod = store.environment(PROD)
     for node in project.nodes.values():
-        if node.kind is Kind.SOURCE and not node.is_versioned and node.id in prod:
+        if node.reads_in_place and node.id in prod:
             raise SqlopsError(
                 f"{node.id} is a view sqlops made when {node.relpath} read a file with @location",
                 path=node.path,
@@ -127,7 +118,7 @@ def build(
     engine: Engine,
     plan: Plan,
     threads: int = 1,
-    listener: Listener = _quiet,
+    listener: Listener = quiet,
 ) -> RunResult:
     started = time.perf_counter()
     store = StateStore(engine)
@@ -233,12 +224,12 @@ def _run_step(
     warnings: list[str] = []
     try:
         if step.action is Action.CHECK_SOURCE:
-            warnings = _check_source_columns(project, engine, node)
+            warnings = check_source_columns(project, engine, node)
             rows = engine.row_count(Relation(node.schema, node.name))
         elif step.action is Action.BUILD:
             assert step.physical is not None
             if node.kind is Kind.SOURCE:
-                warnings = _check_source_columns(project, engine, node)
+                warnings = check_source_columns(project, engine, node)
             rows = _build_version(project, engine, relations, node, step.physical, served)
     except EngineError as exc:
         return NodeResult(
@@ -303,58 +294,6 @@ def _build_version(
     return engine.row_count(physical)
 
 
-def _check_source_columns(project: Project, engine: Engine, node: Node) -> list[str]:
-    """Schema drift: a missing or retyped column is an error, an added one a warning."""
-    relation = Relation(node.schema, node.name)
-    declared = node.columns or ()
-    warnings: list[str] = []
-    if node.location:
-        actual = engine.file_columns((project.root / node.location).resolve())
-        where = node.location
-    else:
-        found = engine.columns(relation)
-        if found is None:
-            raise EngineError(
-                f"source {node.id} does not exist in the target database",
-                hint=f"load it, or read it from a file with `-- @location data/{node.name}.csv` "
-                f"in {node.relpath}",
-            )
-        actual = found
-        where = f"table {node.id}"
-    have = {name.lower(): ctype for name, ctype in actual}
-    problems = []
-    for col in declared:
-        if col.name.lower() not in have:
-            problems.append(f"column `{col.name}` is declared but missing from {where}")
-        elif (
-            not node.location
-            and col.type
-            and not _same_type(col.type, have[col.name.lower()], project.dialect, engine.dialect)
-        ):
-            problems.append(
-                f"column `{col.name}` is declared {col.type} but is {have[col.name.lower()]}"
-            )
-    if problems:
-        raise EngineError(
-            f"schema drift in source {node.id}: " + "; ".join(problems),
-            hint=f"update the CREATE TABLE in {node.relpath} or fix the data",
-        )
-    known = {c.name.lower() for c in declared}
-    for name, _ in actual:
-        if name.lower() not in known:
-            warnings.append(f"{where} has column `{name}` that {node.relpath} does not declare")
-    return warnings
-
-
-def _same_type(declared: str, actual: str, dialect: str, target: str) -> bool:
-    try:
-        a = sqlglot.exp.DataType.build(declared, dialect=dialect).sql(target)
-        b = sqlglot.exp.DataType.build(actual, dialect=target).sql(target)
-    except (SqlglotError, ValueError):
-        return declared.lower() == actual.lower()
-    return a.upper() == b.upper()
-
-
 def _record(
     store: StateStore, node: Node, step: Step, result: NodeResult, fps: dict[str, str]
 ) -> None:
@@ -362,13 +301,12 @@ def _record(
         return
     if result.status is Status.ERROR:
         return
-    relation_kind = "view" if node.materialized is Materialized.VIEW else "table"
     store.record_version(
         Version(
             node.id,
             step.fingerprint,
             step.physical,
-            relation_kind,
+            node.relation_kind,
             "passed" if result.ok else "failed",
             assertions_hash(node, fps),
             result.rows,
@@ -380,12 +318,16 @@ def _promote(
     project: Project, engine: Engine, store: StateStore, plan: Plan, git_commit: str | None
 ) -> int | None:
     """Point the environment's views at the new versions and record it, in one transaction."""
+    if not engine.supports_transactional_ddl:
+        raise SqlopsError(
+            f"the {engine.dialect} engine cannot switch views and state in one transaction",
+            hint="promotion on this engine is not supported yet",
+        )
     deployed = []
     for step in plan.promoted:
         node = project.nodes[step.node_id]
         assert step.physical is not None
-        relation_kind = "view" if node.materialized is Materialized.VIEW else "table"
-        deployed.append(Deployed(node.id, step.fingerprint, step.physical, relation_kind))
+        deployed.append(Deployed(node.id, step.fingerprint, step.physical, node.relation_kind))
     current = store.environment(plan.env)
     views = {d.node: env_relation(project.nodes[d.node], plan.env) for d in deployed}
     # a full build also retires what the project no longer has (a deleted or renamed model)

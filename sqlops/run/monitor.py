@@ -7,11 +7,10 @@ from typing import TYPE_CHECKING
 
 from sqlops.errors import EngineError
 from sqlops.plan.builder import Action
-from sqlops.plan.relations import Relations, env_relation
-from sqlops.project.definition import Kind, Materialized
+from sqlops.plan.relations import Relations, env_relation, versions_read
 from sqlops.run.assertions import run_assertions
-from sqlops.run.executor import Listener, _check_source_columns, _quiet
-from sqlops.run.results import NodeResult, RunResult, Status
+from sqlops.run.results import Listener, NodeResult, RunResult, Status, quiet
+from sqlops.run.sources import check_source_columns
 from sqlops.state.store import StateStore
 
 if TYPE_CHECKING:
@@ -24,7 +23,7 @@ def test_environment(
     engine: Engine,
     env: str,
     selected: list[str],
-    listener: Listener = _quiet,
+    listener: Listener = quiet,
 ) -> RunResult:
     started = time.perf_counter()
     deployed = StateStore(engine).environment(env)
@@ -36,12 +35,8 @@ def test_environment(
         listener("start", node_id, None)
         t0 = time.perf_counter()
         missing = [
-            dep
-            for dep in (node_id, *node.all_deps)
-            if project.nodes[dep].is_versioned and dep not in deployed
+            n for n in versions_read(project, (node_id, *node.all_deps)) if n not in deployed
         ]
-        if node.kind is Kind.MODEL and node.materialized is Materialized.EPHEMERAL:
-            missing = [m for m in missing if m != node_id]
         if missing:
             result = NodeResult(
                 node_id,
@@ -58,8 +53,8 @@ def test_environment(
         else:
             warnings: list[str] = []
             try:
-                if node.kind is Kind.SOURCE and not node.is_versioned:
-                    warnings = _check_source_columns(project, engine, node)
+                if node.reads_in_place:
+                    warnings = check_source_columns(project, engine, node)
             except EngineError as exc:
                 result = NodeResult(
                     node_id,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -88,3 +89,11 @@ class RunResult:
     def assertion_counts(self) -> dict[str, int]:
         counted = Counter(a.outcome.value for n in self.nodes for a in n.assertions)
         return {o.value: counted.get(o.value, 0) for o in Outcome}
+
+
+# progress events: (event "start" or "done", node id, the result when done)
+Listener = Callable[[str, str, NodeResult | None], None]
+
+
+def quiet(event: str, node_id: str, result: NodeResult | None) -> None:
+    return None

@@ -150,12 +150,6 @@ class StateStore:
         ).rows
         return {r[0]: Deployed(r[0], r[1], Relation(r[2], r[3]), r[4]) for r in rows}
 
-    def environments(self) -> list[str]:
-        rows = self.engine.query(
-            f"SELECT DISTINCT env FROM {self._t('environments')} ORDER BY env"
-        ).rows
-        return [str(r[0]) for r in rows]
-
     def served(self) -> set[Relation]:
         """Every physical relation some environment points at."""
         if not self.exists():

@@ -599,3 +599,24 @@ def test_fingerprint_changes_with_materialization(tmp_path: Path) -> None:
     after = fingerprints(load(tmp_path))
     assert after["staging.orders"] == before["staging.orders"]
     assert after["marts.m"] != before["marts.m"]
+
+
+def test_materialization_does_not_flow_downstream(tmp_path: Path) -> None:
+    before = fingerprints(load(tmp_path, UPSTREAM))
+    (tmp_path / "models/staging/orders.sql").write_text(
+        "-- @materialized view\n" + UPSTREAM["models/staging/orders.sql"]
+    )
+    after = fingerprints(load(tmp_path))
+    assert after["staging.orders"] != before["staging.orders"]  # a new version: now a view
+    assert after["marts.m"] == before["marts.m"]  # the same rows to read
+
+
+def test_a_database_source_counts_by_its_data_not_its_declaration(tmp_path: Path) -> None:
+    project = load(tmp_path, UPSTREAM)
+    before = fingerprints(project, {"raw.x": "rows 3 hash 1"})
+    (tmp_path / "sources/raw/x.sql").write_text(SOURCE.replace("VARCHAR", "TEXT"))
+    project = load(tmp_path)
+    assert fingerprints(project, {"raw.x": "rows 3 hash 1"}) == before
+    changed = fingerprints(project, {"raw.x": "rows 4 hash 2"})
+    assert changed["staging.orders"] != before["staging.orders"]
+    assert changed["marts.m"] != before["marts.m"]
