@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -141,11 +143,24 @@ def build(
             else:
                 render.plan(plan)
             return
-        with render.progress(len(plan.steps), "building") as listener:
+        with _interruptible(), render.progress(len(plan.steps), "building") as listener:
             result = run_build(project, engine, plan, threads or project.target.threads, listener)
     finally:
         engine.close()
     _report(result, json_out)
+
+
+@contextmanager
+def _interruptible() -> Iterator[None]:
+    """Ctrl-C: the running statements were stopped; say what that means, exit 130."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        print(
+            "interrupted: nothing was promoted, and every environment serves what it served",
+            file=sys.stderr,
+        )
+        raise typer.Exit(130) from None
 
 
 def _report(result: RunResult, json_out: bool) -> None:
@@ -180,7 +195,7 @@ def test(
     selected = _select(project, selectors, exclude)
     engine = _engine(project, read_only=True)
     try:
-        with render.progress(len(selected), "testing") as listener:
+        with _interruptible(), render.progress(len(selected), "testing") as listener:
             result = test_environment(project, engine, env, selected, listener)
     finally:
         engine.close()
@@ -424,13 +439,6 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         render.error(exc)
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        # promotion is one transaction: an interrupted build leaves environments as they were
-        print(
-            "interrupted: each environment serves its previous build or, if it was promoted, the new one",
-            file=sys.stderr,
-        )
-        sys.exit(130)
     except Exception as exc:
         if debug:
             traceback.print_exc()

@@ -359,3 +359,32 @@ def test_a_partial_build_cannot_break_a_served_check(built_shop: Shop) -> None:
     assert nodes["marts.orders"]["status"] == "built"
     assert nodes["marts.revenue_daily"]["status"] == "failed"
     assert built_shop.query("SELECT count(*) FROM marts.orders") == [(60,)]
+
+
+def test_ctrl_c_stops_the_build_and_promotes_nothing(built_shop: Shop) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    built_shop.write(
+        "models/marts/slow.sql", "SELECT sum(hash(range * 7)) AS n FROM range(4000000000)"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sqlops", "build"],
+        cwd=built_shop.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    time.sleep(3)  # loaded and building
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, out + err
+    assert "interrupted" in err and "Traceback" not in err
+    assert built_shop.query("SELECT count(*) FROM sqlops_meta.deployments") == [(1,)]
+    assert built_shop.query(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'slow'"
+    ) == [(0,)]
