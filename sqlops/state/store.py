@@ -65,11 +65,15 @@ def now() -> datetime:
 class StateStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._exists = False  # once the tables are known to be there, they stay
 
     def exists(self) -> bool:
+        if self._exists:
+            return True
         if not set(_TABLES) <= set(self.engine.relations(META)):
             return False
         self._check_version()
+        self._exists = True
         return True
 
     def _check_version(self) -> None:
@@ -161,30 +165,24 @@ class StateStore:
 
     def retire(self, env: str, nodes: list[str]) -> None:
         """Forget nodes the environment no longer serves. Call inside a transaction."""
-        for node in nodes:
+        if nodes:
+            marks = ", ".join("?" * len(nodes))
             self.engine.execute(
-                f"DELETE FROM {self._t('environments')} WHERE env = ? AND node = ?", (env, node)
+                f"DELETE FROM {self._t('environments')} WHERE env = ? AND node IN ({marks})",
+                [env, *nodes],
             )
 
     def set_deployed(self, env: str, deployed: list[Deployed], git_commit: str | None) -> int:
         """Record the environment's new versions and a deployment. Call inside a transaction."""
         stamp = now()
-        for d in deployed:
-            self.engine.execute(
-                f"DELETE FROM {self._t('environments')} WHERE env = ? AND node = ?", (env, d.node)
-            )
-            self.engine.execute(
-                f"INSERT INTO {self._t('environments')} VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    env,
-                    d.node,
-                    d.fingerprint,
-                    d.physical.schema,
-                    d.physical.name,
-                    d.relation_kind,
-                    stamp,
-                ),
-            )
+        if deployed:
+            self.retire(env, [d.node for d in deployed])
+            rows = ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(deployed))
+            values: list[object] = []
+            for d in deployed:
+                values += [env, d.node, d.fingerprint, d.physical.schema, d.physical.name]
+                values += [d.relation_kind, stamp]
+            self.engine.execute(f"INSERT INTO {self._t('environments')} VALUES {rows}", values)
         last = self.engine.query(f"SELECT max(id) FROM {self._t('deployments')}").rows[0][0]
         deployment_id = int(last or 0) + 1
         self.engine.execute(
