@@ -102,9 +102,20 @@ class DuckDBEngine(Engine):
         if self.columns(relation) is None:
             return None
         count, total = self.query(
-            f"SELECT count(*), sum(hash(__t)::HUGEINT) FROM {self.quote(relation)} AS __t"
+            f"SELECT count(*), sum(hash(__sqlops_row__)::HUGEINT) "
+            f"FROM {self.quote(relation)} AS __sqlops_row__"
         ).rows[0]
         return f"rows {count} hash {total}"
+
+    def read_all(self, relation: Relation) -> int:
+        # count(*) alone would not compute the columns: hashing the row does
+        alias = "__sqlops_row__"
+        return int(
+            self.query(
+                f"SELECT count(*) FROM {self.quote(relation)} AS {alias} "
+                f"WHERE hash({alias}) IS NOT NULL"
+            ).rows[0][0]
+        )
 
     def relations(self, schema: str) -> dict[str, str]:
         rows = self.query(

@@ -83,8 +83,9 @@ def _match(project: Project, core: str, selector: str) -> set[str]:
     if "." in core:
         schema, _, name = lowered.rpartition(".")
         if "*" in core:
-            return {n.id for n in nodes.values() if fnmatch.fnmatch(n.id, lowered)}
-        found = {n.id for n in nodes.values() if n.schema == schema and n.name == name}
+            found = {n.id for n in nodes.values() if fnmatch.fnmatch(n.id, lowered)}
+        else:
+            found = {n.id for n in nodes.values() if n.schema == schema and n.name == name}
     elif "*" in core:
         found = {n.id for n in nodes.values() if fnmatch.fnmatch(n.name, lowered)}
     else:

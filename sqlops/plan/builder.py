@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from sqlops.engines.base import Relation
 from sqlops.graph.fingerprint import assertions_hash, fingerprints
-from sqlops.plan.relations import physical_relation
+from sqlops.plan.relations import physical_relation, versions_read
 from sqlops.project.definition import Kind, Node
 
 if TYPE_CHECKING:
@@ -32,6 +33,10 @@ class Step:
     fingerprint: str
     physical: Relation | None
     reason: str
+    # a served version re-tested against what a partial build promotes: the result says nothing
+    # about the version in general, so it is not recorded
+    recheck: bool = False
+    data_stamp: str | None = None  # a file source: the bytes its fingerprint promises
 
 
 @dataclass(frozen=True)
@@ -77,7 +82,14 @@ def make_plan(
         and (a not in deployed or deployed[a].fingerprint != fps[a])
     }
     chosen |= added
+    # Ephemeral models the build reads through are checked: their assertions guard that data.
+    chosen |= {a for a in project.graph.ancestors_of(chosen) if nodes[a].is_ephemeral}
     promoted = {n for n in chosen if nodes[n].is_versioned}
+
+    def reads_new(node_ids: Iterable[str]) -> set[str]:
+        """The promoted versions these nodes' rows come from, looking through ephemerals."""
+        return promoted.intersection(versions_read(project, node_ids))
+
     # What the environment serves and does not rebuild is re-tested when its assertions read a
     # new version: a partial build must not promote what makes a served check fail.
     rechecked = {
@@ -86,14 +98,17 @@ def make_plan(
         if n.id not in chosen
         and n.id in deployed
         and n.is_versioned
-        and not promoted.isdisjoint(n.assertion_reads)
+        and reads_new(n.assertion_reads)
     }
-    # Tests run when they read something new and everything they read is served afterwards.
     for node in nodes.values():
-        if node.kind is Kind.TEST and node.id not in chosen:
-            reads = set(node.all_deps)
-            served = all(d in promoted or d in deployed or not nodes[d].is_versioned for d in reads)
-            if served and not promoted.isdisjoint(reads):
+        if node.id in chosen:
+            continue
+        if node.is_ephemeral and reads_new(node.depends_on):
+            chosen.add(node.id)  # its assertions run on the new data it reads
+        elif node.kind is Kind.TEST and reads_new(node.all_deps):
+            # a test runs when it reads something new and everything it reads is served after
+            reads = versions_read(project, node.all_deps)
+            if all(d in promoted or d in deployed for d in reads):
                 chosen.add(node.id)
     # Tables of the database that feed the build are checked first, in every build.
     chosen |= {a for a in project.graph.ancestors_of(chosen | rechecked) if nodes[a].reads_in_place}
@@ -103,7 +118,7 @@ def make_plan(
         node = nodes[node_id]
         if node_id in rechecked:
             served_now = deployed[node_id]
-            new = ", ".join(sorted(promoted.intersection(node.assertion_reads)))
+            new = ", ".join(sorted(reads_new(node.assertion_reads)))
             steps.append(
                 Step(
                     node_id,
@@ -111,10 +126,14 @@ def make_plan(
                     served_now.fingerprint,
                     served_now.physical,
                     f"its assertions read the new {new}",
+                    recheck=True,
                 )
             )
         else:
-            steps.append(_step(node, fps.get(node_id, ""), versions, existing, fps))
+            step = _step(node, fps.get(node_id, ""), versions, existing, fps)
+            if node.kind is Kind.SOURCE and data_stamps:
+                step = replace(step, data_stamp=data_stamps.get(node_id))
+            steps.append(step)
     serving = {d.node: d.physical for d in deployed.values()}
     serving.update({s.node_id: s.physical for s in steps if s.physical is not None})
     return Plan(

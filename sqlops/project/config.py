@@ -163,6 +163,24 @@ def load_config(root: Path) -> ProjectConfig:
             )
         rest = {k: v for k, v in settings.items() if k not in ("engine", "threads")}
         _known_keys(rest, TARGET_SETTINGS[engine], section, path, text)
+        for key, value in rest.items():
+            if not isinstance(value, str):
+                raise ConfigError(
+                    f"[{section}] {key} must be a string",
+                    path=path,
+                    line=_line_of(path, key, text),
+                    hint=f'write {key} = "..."',
+                )
+        if engine == "duckdb":
+            stem = Path(str(rest.get("path", ":memory:"))).stem.lower()
+            if "__" in stem or stem.startswith("sqlops"):
+                raise ConfigError(
+                    f"[{section}] the DuckDB file name `{stem}` clashes with the schemas sqlops "
+                    "makes (names with `__`, or starting with `sqlops`)",
+                    path=path,
+                    line=_line_of(path, "path", text),
+                    hint="pick a file name without a double underscore, e.g. warehouse.duckdb",
+                )
         targets[tname] = Target(name=tname, engine=engine, settings=rest, threads=threads)
 
     default_target = _string(

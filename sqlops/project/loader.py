@@ -400,17 +400,19 @@ class _Loader:
                 ),
                 1,
             )
+            # the file's name names the check, whatever characters it has
+            parsed = parse_assertion(
+                f"test_file: {query.sql(self.dialect, comments=False)}",
+                blocking=True,
+                path=path,
+                relpath=node.relpath,
+                line=line,
+                file_text=text,
+                dialect=self.dialect,
+                standalone=True,
+            )
             parsed_assertions.append(
-                parse_assertion(
-                    f"{name}: {query.sql(self.dialect, comments=False)}",
-                    blocking=True,
-                    path=path,
-                    relpath=node.relpath,
-                    line=line,
-                    file_text=text,
-                    dialect=self.dialect,
-                    standalone=True,
-                )
+                replace(parsed, assertion=replace(parsed.assertion, name=name))
             )
         if not parsed_assertions:
             raise ProjectError(

@@ -35,7 +35,7 @@ def plan_build(project: Project, engine: Engine, env: str, selected: list[str]) 
     """Read state and the sources' data stamps, and plan. Writes nothing."""
     store = StateStore(engine)
     deployed = store.environment(env)
-    _check_sources_read_in_place(project, store)
+    _check_sources_read_in_place(project, engine, store)
     existing = {
         (schema, name)
         for schema in {
@@ -56,11 +56,21 @@ def plan_build(project: Project, engine: Engine, env: str, selected: list[str]) 
     return plan
 
 
-def _check_sources_read_in_place(project: Project, store: StateStore) -> None:
+def file_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_sources_read_in_place(project: Project, engine: Engine, store: StateStore) -> None:
     """A source without @location must be someone's table, not a view sqlops made for a file."""
     prod = store.environment(PROD)
     for node in project.nodes.values():
-        if node.reads_in_place and node.id in prod:
+        if not node.reads_in_place or node.id not in prod:
+            continue
+        if engine.relations(node.schema).get(node.name) == "view":
             raise SqlopsError(
                 f"{node.id} is a view sqlops made when {node.relpath} read a file with @location",
                 path=node.path,
@@ -97,17 +107,13 @@ def data_stamps(project: Project, engine: Engine) -> dict[str, str]:
         if node.kind is not Kind.SOURCE:
             continue
         if node.location:
-            digest = hashlib.sha256()
             try:
-                with (project.root / node.location).open("rb") as fh:
-                    for block in iter(lambda: fh.read(1 << 20), b""):
-                        digest.update(block)
+                stamps[node.id] = f"file {file_hash(project.root / node.location)}"
             except OSError as exc:
                 raise SqlopsError(
                     f"cannot read @location file {node.location}: {exc.strerror or exc}",
                     path=node.path,
                 ) from None
-            stamps[node.id] = f"file {digest.hexdigest()}"
         else:
             stamps[node.id] = engine.data_stamp(Relation(node.schema, node.name)) or "missing"
     return stamps
@@ -230,7 +236,7 @@ def _run_step(
             assert step.physical is not None
             if node.kind is Kind.SOURCE:
                 warnings = check_source_columns(project, engine, node)
-            rows = _build_version(project, engine, relations, node, step.physical, served)
+            rows = _build_version(project, engine, relations, node, step, served)
     except EngineError as exc:
         return NodeResult(
             node.id,
@@ -268,9 +274,11 @@ def _build_version(
     engine: Engine,
     relations: Relations,
     node: Node,
-    physical: Relation,
+    step: Step,
     served: set[Relation],
 ) -> int | None:
+    physical = step.physical
+    assert physical is not None
     # an interrupted earlier build may have left this version's relation behind, unrecorded
     kinds = engine.relations(physical.schema)
     if physical.name in kinds:
@@ -285,11 +293,21 @@ def _build_version(
     if node.kind is Kind.SOURCE:
         assert node.location is not None
         declared = [(c.name, c.type) for c in node.columns or ()]
-        return engine.load_file(physical, (project.root / node.location).resolve(), declared)
+        path = (project.root / node.location).resolve()
+        rows = engine.load_file(physical, path, declared)
+        if step.data_stamp is not None and f"file {file_hash(path)}" != step.data_stamp:
+            # the version's name promises the bytes that were planned; these are others
+            engine.drop(physical, "table")
+            raise EngineError(
+                f"{node.location} changed while the build was running",
+                hint="run the build again once the file is complete",
+            )
+        return rows
     sql = relations.query(node).sql(engine.dialect)
     if node.materialized is Materialized.VIEW:
         engine.create_view_as(physical, sql)
-        return None
+        # a view that cannot be read must fail here, not when someone reads the environment
+        return engine.read_all(physical)
     engine.create_table_as(physical, sql)
     return engine.row_count(physical)
 
@@ -297,7 +315,7 @@ def _build_version(
 def _record(
     store: StateStore, node: Node, step: Step, result: NodeResult, fps: dict[str, str]
 ) -> None:
-    if step.action not in (Action.BUILD, Action.RETEST) or step.physical is None:
+    if step.action not in (Action.BUILD, Action.RETEST) or step.physical is None or step.recheck:
         return
     if result.status is Status.ERROR:
         return
@@ -352,7 +370,10 @@ def _promote(
                 views[d.node], f"SELECT * FROM {engine.quote(d.physical)}", replace=True
             )
         for node_id in retired:
-            engine.drop(env_relation_of(node_id, plan.env), "view")
+            view = env_relation_of(node_id, plan.env)
+            # a source that now is someone's table keeps it: only sqlops's view goes
+            if engine.relations(view.schema).get(view.name) == "view":
+                engine.drop(view, "view")
         store.retire(plan.env, retired)
         deployment_id = store.set_deployed(plan.env, deployed, git_commit)
     return deployment_id

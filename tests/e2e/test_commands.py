@@ -163,3 +163,19 @@ def test_help_and_version_of_commands() -> None:
     assert result.code == 0
     for command in ("init", "build", "test", "impact", "ls", "compile", "show", "dag"):
         assert command in result.stdout
+
+
+def test_a_test_file_with_any_name(make_project: Callable[[dict[str, str]], Shop]) -> None:
+    project = make_project(
+        {
+            "seeds/raw/numbers.csv": "n\n1\n2\n",
+            "tests/no-negatives.sql": "SELECT n FROM raw.numbers WHERE n < 0\n",
+        }
+    )
+    project.ok("build")
+    assert "test:no-negatives" in project.ok("ls").stdout
+
+
+def test_a_glob_that_matches_nothing_is_an_error(built_shop: Shop) -> None:
+    result = built_shop.sqlops("test", "stagin.*")
+    assert result.code == 2 and "matches nothing" in result.stderr

@@ -219,3 +219,72 @@ def test_changed_rows_of_a_database_source_rebuild_what_reads_it(make_project: F
     statuses = {n["id"]: n["status"] for n in json.loads(p.ok("build", "--json").stdout)["nodes"]}
     assert statuses["main.counts"] == "built"
     assert p.query("SELECT * FROM main.counts") == [("b", 1)]
+
+
+def test_partial_builds_check_ephemeral_models_they_read(make_project: Factory) -> None:
+    p = project(
+        make_project,
+        stg__e="-- @materialized ephemeral\nSELECT order_id, amount FROM raw.orders\n"
+        "-- @assert amount >= 0",
+        mart__t="SELECT sum(amount) AS total FROM stg.e",
+    )
+    p.ok("build")
+    p.write(
+        "models/stg/e.sql",
+        "-- @materialized ephemeral\nSELECT order_id, amount - 100 AS amount"
+        " FROM raw.orders\n-- @assert amount >= 0",
+    )
+    assert p.sqlops("build", "mart.t").code == 1
+    # new data under the ephemeral model: its assertion runs in a build of the source alone
+    p.write(
+        "models/stg/e.sql",
+        "-- @materialized ephemeral\nSELECT order_id, amount FROM raw.orders"
+        "\n-- @assert amount >= 0",
+    )
+    p.write("data/orders.csv", ORDERS_CSV.replace("2,bob,20", "2,bob,-20"))
+    p.write("sources/raw/orders.sql", ORDERS.replace("-- @assert amount >= 0\n", ""))
+    assert p.sqlops("build", "raw.orders").code == 1
+    assert p.query("SELECT total FROM mart.t") == [(35.5,)]
+
+
+def test_a_recheck_is_not_remembered_as_a_pass(make_project: Factory) -> None:
+    p = make_project(
+        {
+            "models/m/p.sql": "SELECT * FROM (VALUES (1, 4), (2, 6)) t(id, x)",
+            "models/m/q.sql": "SELECT * FROM (VALUES (1, 10)) t(id, x)",
+            "models/m/r.sql": "SELECT 1 AS one\n"
+            "-- @assert sums_match: (SELECT sum(x) FROM m.p) = (SELECT sum(x) FROM m.q)",
+        }
+    )
+    p.ok("build")
+    p.write("models/m/p.sql", "SELECT * FROM (VALUES (1, 3), (2, 7)) t(id, x)")
+    p.write("models/m/q.sql", "SELECT * FROM (VALUES (1, 20)) t(id, x)")
+    p.ok("build", "m.p")  # r is re-tested against the new p and the served q: passes
+    assert p.sqlops("build").code == 1  # against the new q it fails, and is not reused as passed
+
+
+def test_a_view_model_that_cannot_be_read_fails_the_build(make_project: Factory) -> None:
+    p = project(
+        make_project,
+        m__v="-- @materialized view\nSELECT order_id, CAST(customer AS INT) AS n FROM raw.orders",
+    )
+    result = p.sqlops("build")
+    assert result.code == 1
+    assert "Conversion Error" in result.stdout
+
+
+def test_a_file_source_can_become_a_database_table(make_project: Factory) -> None:
+    p = project(make_project, stg__orders="SELECT * FROM raw.orders")
+    p.ok("build")
+    p.write("sources/raw/orders.sql", ORDERS.replace("-- @location data/orders.csv\n", ""))
+    result = p.sqlops("build")
+    assert result.code == 2 and "DROP VIEW raw.orders" in result.stderr
+    con = duckdb.connect(str(p.db))
+    con.execute("DROP VIEW raw.orders")
+    con.execute(
+        "CREATE TABLE raw.orders AS SELECT 9 AS order_id, 'zed' AS customer, 1.0::DECIMAL(10,2) AS amount"
+    )
+    con.close()
+    p.ok("build")
+    assert p.query("SELECT order_id FROM stg.orders") == [(9,)]
+    assert p.query("SELECT count(*) FROM raw.orders") == [(1,)]
