@@ -95,38 +95,34 @@ def _take(
 ) -> None:
     inner = text[inner_start:inner_end]
     match = _DIRECTIVE.match(inner)
+    line, col = _position(text, start)
+
+    def fail(message: str, hint: str) -> ProjectError:
+        return ProjectError(
+            message,
+            path=path,
+            line=line,
+            column=col,
+            snippet=snippet_at(text, line, col),
+            hint=hint,
+        )
+
     if not match:
         spaced = _SPACED.match(inner)
         if spaced and spaced.group(1).lower() in KEYWORDS:
-            line, col = _position(text, start)
-            raise ProjectError(
-                f"`@ {spaced.group(1)}` has a space after @",
-                path=path,
-                line=line,
-                column=col,
-                snippet=snippet_at(text, line, col),
-                hint=f"write @{spaced.group(1).lower()}",
-            )
+            word = spaced.group(1)
+            raise fail(f"`@ {word}` has a space after @", f"write @{word.lower()}")
         return
     keyword = match.group(1).lower()
-    line, col = _position(text, start)
     if inner[match.end() :].startswith(":") and not inner[match.end() :].startswith("::"):
-        raise ProjectError(
+        raise fail(
             f"@{keyword} is followed by a colon",
-            path=path,
-            line=line,
-            column=col,
-            snippet=snippet_at(text, line, col),
-            hint=f"a name goes after the keyword: -- @{keyword} my_check_name: CHECK",
+            f"a name goes after the keyword: -- @{keyword} my_check_name: CHECK",
         )
     if keyword not in KEYWORDS:
-        raise ProjectError(
+        raise fail(
             f"unknown directive @{match.group(1)}{did_you_mean(keyword, KEYWORDS)}",
-            path=path,
-            line=line,
-            column=col,
-            snippet=snippet_at(text, line, col),
-            hint=f"directives are @{', @'.join(KEYWORDS)}; "
+            f"directives are @{', @'.join(KEYWORDS)}; "
             "a comment that is not a directive must not start with @",
         )
     body = inner[match.end() :]
