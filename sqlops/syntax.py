@@ -173,7 +173,7 @@ def table_refs(
             if isinstance(source, exp.Table) and id(source) not in seen:
                 seen.add(id(source))
                 if isinstance(source.this, exp.Identifier):
-                    found.append((source, _ref(source, line_offset, dialect)))
+                    found.append((source, table_ref(source, dialect, line_offset)))
     # traverse_scope only sees queries; a check like `sum(a) = (SELECT ...)` has them nested.
     if not isinstance(expression, exp.Query):
         for sub in expression.find_all(exp.Query):
@@ -186,7 +186,8 @@ def table_refs(
     return found
 
 
-def _ref(table: exp.Table, line_offset: int, dialect: str | None) -> TableRef:
+def table_ref(table: exp.Table, dialect: str | None, line_offset: int = 0) -> TableRef:
+    """A table as written, its names folded the way the dialect folds them."""
     meta = table.this.meta
     line = int(meta.get("line", 1)) + line_offset
     end_col = int(meta.get("col", 1))

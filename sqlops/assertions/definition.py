@@ -61,3 +61,13 @@ class Assertion:
     @property
     def location(self) -> str:
         return f"{self.path}:{self.line}"
+
+    def to_json(self) -> dict[str, object]:
+        """How every command's --json names an assertion."""
+        return {
+            "name": self.name,
+            "check": self.text,
+            "severity": self.severity,
+            "blocking": self.blocking,
+            "location": self.location,
+        }

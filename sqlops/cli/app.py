@@ -264,10 +264,7 @@ def ls(
                 "tags": list(n.tags),
                 "owner": n.owner,
                 "description": n.description,
-                "assertions": [
-                    {"name": a.name, "severity": a.severity, "location": a.location}
-                    for a in n.assertions
-                ],
+                "assertions": [a.to_json() for a in n.assertions],
             }
         )
     if json_out:

@@ -293,10 +293,7 @@ def run_json(result: RunResult) -> dict[str, Any]:
                 "warnings": list(n.warnings),
                 "assertions": [
                     {
-                        "name": c.assertion.name,
-                        "check": c.assertion.text,
-                        "severity": c.assertion.severity,
-                        "location": c.assertion.location,
+                        **c.assertion.to_json(),
                         "outcome": c.outcome.value,
                         "failing": c.failing,
                         "total": c.total,

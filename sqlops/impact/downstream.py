@@ -42,12 +42,12 @@ class ImpactReport:
                     "depth": a.depth,
                     "path": a.path,
                     "reads": list(a.reads),
-                    "assertions": [_assertion_json(x) for x in a.assertions],
+                    "assertions": [x.to_json() for x in a.assertions],
                 }
                 for a in self.affected
                 if a.node_id != self.root
             ],
-            "assertions": [_assertion_json(x) for x in self.affected[0].assertions],
+            "assertions": [x.to_json() for x in self.affected[0].assertions],
             "edges": [list(e) for e in self.edges],
         }
 
@@ -71,15 +71,6 @@ def mermaid(
     if highlight is not None:
         lines.append(f"    style {ids[highlight]} stroke-width:3px")
     return "\n".join(lines)
-
-
-def _assertion_json(a: Assertion) -> dict[str, Any]:
-    return {
-        "name": a.name,
-        "check": a.text,
-        "blocking": a.blocking,
-        "location": a.location,
-    }
 
 
 def downstream_of(project: Project, node_id: str) -> ImpactReport:

@@ -13,7 +13,7 @@ from sqlops.assertions.definition import Assertion
 from sqlops.engines.base import Relation
 from sqlops.errors import SqlopsError
 from sqlops.project.definition import Kind, Node
-from sqlops.syntax import TableRef, normalize_name
+from sqlops.syntax import table_ref
 
 if TYPE_CHECKING:
     from sqlops.project.loader import Project
@@ -128,13 +128,7 @@ class Relations:
         dialect = self.project.dialect
 
         def relate(table: exp.Table) -> exp.Expr:
-            schema = table.args.get("db")
-            ref = TableRef(
-                normalize_name(schema.name, dialect, schema.quoted) if schema else None,
-                normalize_name(table.name, dialect, table.this.quoted),
-                1,
-                1,
-            )
+            ref = table_ref(table, dialect)
             found = self.project.resolver.find(
                 ref, owner.schema if owner.kind is Kind.MODEL else None
             )
