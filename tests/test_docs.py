@@ -44,7 +44,7 @@ def test_every_command_is_in_the_readme() -> None:
     commands = {
         c.name or (c.callback.__name__ if c.callback else "") for c in app.registered_commands
     }
-    assert commands == {"init", "build", "test", "impact", "ls", "compile", "show", "dag"}
+    assert commands == {"init", "build", "test", "impact", "ls", "compile", "show", "diff", "dag"}
     for command in commands:
         assert f"`sqlops {command}" in README, command
 

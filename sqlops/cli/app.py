@@ -55,7 +55,10 @@ TargetOpt = Annotated[str | None, typer.Option("--target", "-t", help="Target in
 EnvOpt = Annotated[str, typer.Option("--env", "-e", help="Environment: prod, or any other name.")]
 Selectors = Annotated[
     list[str] | None,
-    typer.Argument(help="name, schema.name, +name, name+, tag:x, path:models/x (default: all)."),
+    typer.Argument(
+        help="name, schema.name, +name, name+, tag:x, path:models/x, changed, changed+ "
+        "(default: all)."
+    ),
 ]
 Exclude = Annotated[
     list[str] | None, typer.Option("--exclude", "-x", help="Leave out what this selects.")
@@ -76,10 +79,25 @@ def _engine(project: Project, *, read_only: bool = False) -> Engine:
     return connect(project.target, project.root, read_only=read_only)
 
 
-def _select(project: Project, selectors: list[str] | None, exclude: list[str] | None) -> list[str]:
-    from sqlops.graph.selectors import select
+def _select(
+    project: Project,
+    selectors: list[str] | None,
+    exclude: list[str] | None,
+    env: str = "prod",
+) -> list[str]:
+    """`changed` compares with what `env` serves."""
+    from sqlops.graph.selectors import select, uses_changed
 
-    return select(project, selectors or [], exclude or [])
+    changed = None
+    if uses_changed([*(selectors or []), *(exclude or [])]):
+        from sqlops.impact.against import changed_in_environment
+
+        engine = _engine(project, read_only=True)
+        try:
+            changed = changed_in_environment(project, engine, env)
+        finally:
+            engine.close()
+    return select(project, selectors or [], exclude or [], changed)
 
 
 def _one_node(project: Project, name: str) -> str:
@@ -133,7 +151,7 @@ def build(
 
     check_env_name(env)
     project = _load(project_dir, target)
-    selected = _select(project, selectors, exclude)
+    selected = _select(project, selectors, exclude, env)
     engine = _engine(project, read_only=dry_run)
     try:
         plan = plan_build(project, engine, env, selected)
@@ -192,7 +210,7 @@ def test(
 
     check_env_name(env)
     project = _load(project_dir, target)
-    selected = _select(project, selectors, exclude)
+    selected = _select(project, selectors, exclude, env)
     engine = _engine(project, read_only=True)
     try:
         with _interruptible(), render.progress(len(selected), "testing") as listener:
@@ -204,35 +222,189 @@ def test(
 
 @app.command()
 def impact(
-    model: Annotated[str, typer.Argument(help="The model (schema.name) whose downstream to show.")],
-    fmt: Annotated[str, typer.Option("--format", "-f", help="tree, json or mermaid.")] = "tree",
+    what: Annotated[
+        str | None,
+        typer.Argument(
+            help="MODEL or MODEL.COLUMN whose downstream to show; leave out to see what the "
+            "working tree changes."
+        ),
+    ] = None,
+    changed: Annotated[
+        bool, typer.Option("--changed", help="Classify what the working tree changes (default).")
+    ] = False,
+    env: EnvOpt = "prod",
+    against: Annotated[
+        str | None,
+        typer.Option("--against", help="Compare with a git ref (e.g. main) instead of --env."),
+    ] = None,
+    upstream: Annotated[
+        bool, typer.Option("--upstream", help="Where MODEL.COLUMN comes from, not where it goes.")
+    ] = False,
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="tree, json, markdown or mermaid.")
+    ] = "tree",
+    fail_on: Annotated[
+        str | None,
+        typer.Option(
+            "--fail-on", help="Exit 1 when a change is this bad or worse: breaking or modified."
+        ),
+    ] = None,
     target: TargetOpt = None,
     project_dir: ProjectDir = None,
     json_out: JsonOpt = False,
     debug: Debug = False,
 ) -> None:
-    """Everything downstream of a model, with the assertions on each node."""
+    """What a change reaches: models, columns and the assertions that cover them."""
     from sqlops.cli import render
-    from sqlops.impact.downstream import downstream_of
+    from sqlops.impact.changes import ChangeClass
+    from sqlops.plan.relations import check_env_name
 
     if json_out:
         fmt = "json"
-    if fmt not in ("tree", "json", "mermaid"):
-        raise SqlopsError(f"unknown format `{fmt}`", hint="use --format tree, json or mermaid")
+    if fmt not in ("tree", "json", "markdown", "mermaid"):
+        raise SqlopsError(
+            f"unknown format `{fmt}`", hint="use --format tree, json, markdown or mermaid"
+        )
+    threshold = None
+    if fail_on is not None:
+        try:
+            threshold = ChangeClass.parse(fail_on)
+        except KeyError:
+            raise SqlopsError(
+                f"unknown change class `{fail_on}`",
+                hint="use --fail-on breaking, modified, additive or metadata",
+            ) from None
+    check_env_name(env)
+    if what is None or changed:
+        if what is not None:
+            raise SqlopsError(
+                "--changed compares the whole working tree; it takes no MODEL",
+                hint="leave out MODEL, or leave out --changed",
+            )
+        if upstream:
+            raise SqlopsError("--upstream needs MODEL.COLUMN", hint="e.g. marts.orders.amount")
+        _impact_of_changes(project_dir, target, env, against, fmt, threshold)
+        return
+    if fail_on is not None or against is not None:
+        raise SqlopsError(
+            "--fail-on and --against apply to the working tree's changes",
+            hint="leave out MODEL to see what the working tree changes",
+        )
     project = _load(project_dir, target)
-    report = downstream_of(project, _one_node(project, model))
+    node_id, column = _model_column(project, what)
+    if upstream:
+        from sqlops.impact.downstream import upstream_of
+
+        if column is None:
+            raise SqlopsError(
+                "--upstream needs a column: MODEL.COLUMN", hint=f"e.g. {node_id}.<column>"
+            )
+        origins = upstream_of(project, node_id, column)
+        if fmt == "json":
+            render.print_json(render.upstream_json(project, node_id, column, origins))
+        else:
+            render.upstream_tree(project, node_id, column, origins)
+        return
+    if column is None:
+        from sqlops.impact.downstream import downstream_of
+
+        report = downstream_of(project, node_id)
+        if fmt == "json":
+            render.print_json(report.to_json())
+        elif fmt == "mermaid":
+            print(report.to_mermaid())
+        elif fmt == "markdown":
+            print(render.impact_markdown(report))
+        else:
+            render.impact_tree(report)
+        return
+    from sqlops.impact.downstream import column_impact
+
+    impacts = column_impact(project, node_id, [column], rows=False)
+    if fmt == "json":
+        render.print_json(render.column_impact_json(node_id, column, impacts))
+    elif fmt == "mermaid":
+        print(render.column_impact_mermaid(project, impacts))
+    elif fmt == "markdown":
+        print(render.column_impact_markdown(node_id, column, impacts))
+    else:
+        render.column_impact_tree(node_id, column, impacts)
+
+
+def _impact_of_changes(
+    project_dir: Path | None,
+    target: str | None,
+    env: str,
+    against: str | None,
+    fmt: str,
+    threshold: Any,
+) -> None:
+    from sqlops.cli import render
+    from sqlops.impact.against import against_environment, against_ref
+    from sqlops.project.loader import load_project
+
+    project = load_project(project_dir or Path.cwd(), target, strict=False)
+    if against is not None:
+        report = against_ref(project, against)
+    else:
+        engine = _engine(project, read_only=True)
+        try:
+            report = against_environment(project, engine, env)
+        finally:
+            engine.close()
     if fmt == "json":
         render.print_json(report.to_json())
+    elif fmt == "markdown":
+        print(report.to_markdown(), end="")
     elif fmt == "mermaid":
         print(report.to_mermaid())
     else:
-        render.impact_tree(report)
+        render.change_report(report)
+    if report.broken:
+        raise SqlopsError(
+            f"{len(report.broken)} model(s) read columns that no longer exist",
+            hint="fix the readers listed above, or keep the columns",
+        )
+    worst = report.worst
+    if threshold is not None and worst is not None and worst.value >= threshold.value:
+        raise typer.Exit(1)
+
+
+def _model_column(project: Project, text: str) -> tuple[str, str | None]:
+    """`schema.model`, `model`, `schema.model.column` or `model.column`."""
+    from sqlops.errors import SelectorError, did_you_mean
+    from sqlops.syntax import normalize_name
+
+    try:
+        return _one_node(project, text), None
+    except SelectorError:
+        if "." not in text:
+            raise
+    model, _, column = text.rpartition(".")
+    node_id = _one_node(project, model)
+    node = project.nodes[node_id]
+    names = node.column_names
+    if names is None:
+        raise SqlopsError(
+            f"the columns of {node_id} are not known before it is built",
+            hint="give its select items names, or ask about the model: sqlops impact " + node_id,
+        )
+    folded = {normalize_name(n, project.dialect): n for n in names}
+    if normalize_name(column, project.dialect) not in folded:
+        raise SelectorError(
+            f"{node_id} has no column `{column}`{did_you_mean(column, names)}",
+            hint=f"its columns: {', '.join(names)}",
+        )
+    return node_id, normalize_name(column, project.dialect)
 
 
 @app.command("ls")
 def ls(
     selectors: Selectors = None,
     exclude: Exclude = None,
+    env: Annotated[
+        str, typer.Option("--env", "-e", help="What the `changed` selector compares with.")
+    ] = "prod",
     target: TargetOpt = None,
     project_dir: ProjectDir = None,
     json_out: JsonOpt = False,
@@ -245,7 +417,7 @@ def ls(
     from sqlops.cli import render
 
     project = _load(project_dir, target)
-    selected = _select(project, selectors, exclude)
+    selected = _select(project, selectors, exclude, env)
     rows: list[dict[str, Any]] = []
     for node_id in selected:
         n = project.nodes[node_id]
@@ -373,6 +545,46 @@ def show(
     for row in result.rows:
         table.add_row(*(escape("NULL" if v is None else str(v)) for v in row))
     render.out.print(table)
+
+
+@app.command()
+def diff(
+    node_name: Annotated[str, typer.Argument(metavar="MODEL", help="schema.name of a model.")],
+    env: Annotated[str, typer.Option("--env", "-e", help="The environment to examine.")],
+    against: Annotated[
+        str, typer.Option("--against", "-a", help="The environment to compare it with.")
+    ] = "prod",
+    key: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--key", "-k", help="Key columns, comma-separated (default: the model's unique())."
+        ),
+    ] = None,
+    target: TargetOpt = None,
+    project_dir: ProjectDir = None,
+    json_out: JsonOpt = False,
+    debug: Debug = False,
+) -> None:
+    """Data diff of what two environments serve for a model: schema, rows, changes by key."""
+    from sqlops.cli import render
+    from sqlops.impact.diff import diff_model
+    from sqlops.plan.relations import check_env_name
+
+    check_env_name(env)
+    check_env_name(against)
+    columns = tuple(c.strip() for option in key or () for c in option.split(",") if c.strip())
+    project = _load(project_dir, target)
+    node_id = _one_node(project, node_name)
+    engine = _engine(project, read_only=True)
+    try:
+        with _interruptible():
+            result = diff_model(project, engine, node_id, env, against, columns)
+    finally:
+        engine.close()
+    if json_out:
+        render.print_json(result.to_json())
+    else:
+        render.data_diff(result)
 
 
 @app.command()

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from rich.console import Console
 from rich.markup import escape
@@ -19,7 +19,9 @@ from rich.table import Table
 from rich.tree import Tree
 
 from sqlops.errors import SqlopsError
-from sqlops.impact.downstream import ImpactReport
+from sqlops.impact.diff import ModelDiff
+from sqlops.impact.downstream import ColumnImpact, ImpactReport, Origin
+from sqlops.impact.report import ChangeReport
 from sqlops.plan.builder import Action, Plan
 from sqlops.run.results import NodeResult, Outcome, RunResult, Status
 
@@ -341,3 +343,276 @@ def _impact_label(a: Any) -> str:
         f"\n  • {escape(x.name)}{'' if x.blocking else ' [yellow](warn)[/]'} [dim]{escape(x.location)}[/]"
         for x in a.assertions
     )
+
+
+def impact_markdown(report: ImpactReport) -> str:
+    lines = [f"### Downstream of `{report.root}`", "", "| node | kind | depth | assertions |"]
+    lines.append("| --- | --- | --- | --- |")
+    for a in report.affected[1:]:
+        lines.append(f"| `{a.node_id}` | {a.kind} | {a.depth} | {len(a.assertions)} |")
+    return "\n".join(lines) + "\n"
+
+
+_CLASS_STYLE = {
+    "cosmetic": "dim",
+    "metadata": "cyan",
+    "additive": "green",
+    "modified": "yellow",
+    "breaking": "bold red",
+}
+
+
+def change_report(report: ChangeReport) -> None:
+    if not report.changes:
+        out.print(f"No changes against {escape(report.against)}.")
+        return
+    counts = ", ".join(f"{n} {label}" for label, n in sorted(report.counts().items()))
+    tree = Tree(f"[bold]Changes against {escape(report.against)}[/]: {counts}")
+    for change in report.changes:
+        style = _CLASS_STYLE[change.change.label]
+        branch = tree.add(
+            f"[bold]{escape(change.node)}[/] [{style}]{change.change.label}[/] "
+            f"[dim]{escape(change.path)}[/]"
+        )
+        for reason in change.reasons:
+            branch.add(escape(reason))
+        reached = report.downstream.get(change.node, ())
+        if reached and reached[0].assertions and change.change.value >= 2:
+            branch.add(f"[dim]its own checks:[/] {_checks(reached[0].assertions)}")
+        for item in reached[1:]:
+            branch.add(_column_impact_label(item))
+    out.print(tree)
+    for broken in report.broken:
+        out.print(f"[bold red]error[/] {escape(broken.message)}")
+    out.print(
+        f"a build rebuilds {len(report.rebuild)}: {escape(', '.join(report.rebuild)) or 'nothing'}"
+    )
+    if report.reuse:
+        out.print(f"downstream but reused (inputs unchanged): {escape(', '.join(report.reuse))}")
+
+
+def _column_impact_label(item: ColumnImpact) -> str:
+    indent = "  " * max(0, item.depth - 1)
+    if not item.reads_data:
+        what = "its assertions read it"
+    elif item.rows:
+        what = "rows and every column"
+    else:
+        what = ", ".join(item.columns)
+    text = f"{indent}→ [bold]{escape(item.node_id)}[/] [dim]depth {item.depth}[/] {escape(what)}"
+    if item.assertions:
+        text += f"\n{indent}  checked by {_checks(item.assertions)}"
+    elif item.reads_data:
+        text += "  [yellow]no assertion checks it[/]"
+    return text
+
+
+def _checks(assertions: tuple[Any, ...]) -> str:
+    return ", ".join(
+        f"{escape(short(a.name))}{'' if a.blocking else ' (warn)'} [dim]{escape(a.location)}[/]"
+        for a in assertions
+    )
+
+
+def short(text: str, width: int = 60) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def column_impact_tree(node_id: str, column: str, impacts: tuple[ColumnImpact, ...]) -> None:
+    root = impacts[0]
+    tree = Tree(
+        f"[bold]{escape(node_id)}.{escape(column)}[/] [dim]{escape(root.path)}[/]"
+        + (f"\n  checked by {_checks(root.assertions)}" if root.assertions else "")
+    )
+    for item in impacts[1:]:
+        tree.add(_column_impact_label(item))
+    out.print(tree)
+    columns = sum(len(i.columns) for i in impacts[1:])
+    out.print(
+        f"{len(impacts) - 1} downstream node(s), {columns} column(s) read "
+        f"{escape(node_id)}.{escape(column)}"
+    )
+
+
+def column_impact_json(
+    node_id: str, column: str, impacts: tuple[ColumnImpact, ...]
+) -> dict[str, Any]:
+    return {
+        "model": node_id,
+        "column": column,
+        "assertions": [a.to_json() for a in impacts[0].assertions],
+        "downstream": [i.to_json() for i in impacts[1:]],
+    }
+
+
+def column_impact_markdown(node_id: str, column: str, impacts: tuple[ColumnImpact, ...]) -> str:
+    lines = [f"### Downstream of `{node_id}.{column}`", ""]
+    lines += ["| node | depth | columns | rows | assertions |", "| --- | --- | --- | --- | --- |"]
+    for i in impacts[1:]:
+        cols = ", ".join(f"`{c}`" for c in i.columns) or "—"
+        lines.append(
+            f"| `{i.node_id}` | {i.depth} | {cols} | {'yes' if i.rows else ''} | "
+            f"{len(i.assertions)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def column_impact_mermaid(project: Any, impacts: tuple[ColumnImpact, ...]) -> str:
+    from sqlops.impact.downstream import mermaid
+
+    labels = {
+        i.node_id: i.node_id + (f"<br/>{', '.join(i.columns[:4])}" if i.columns else "")
+        for i in impacts
+    }
+    edges = [(a, b) for a, b in project.graph.edges() if a in labels and b in labels]
+    return mermaid(labels, edges, highlight=impacts[0].node_id)
+
+
+def upstream_tree(project: Any, node_id: str, column: str, origins: tuple[Origin, ...]) -> None:
+    tree = Tree(f"[bold]{escape(node_id)}.{escape(column)}[/] comes from")
+    for o in origins:
+        indent = "  " * max(0, o.depth - 1)
+        note = " [dim](decides its rows)[/]" if o.filters else ""
+        tree.add(
+            f"{indent}← [bold]{escape(o.node_id)}.{escape(o.column)}[/] "
+            f"[dim]{o.kind}, depth {o.depth}, {escape(o.path)}[/]{note}"
+        )
+    if node_id not in project.lineage:
+        tree.add("[yellow]its lineage is not known: sqlops cannot follow this SQL[/]")
+    out.print(tree)
+
+
+def upstream_json(
+    project: Any, node_id: str, column: str, origins: tuple[Origin, ...]
+) -> dict[str, Any]:
+    return {
+        "model": node_id,
+        "column": column,
+        "known": node_id in project.lineage,
+        "upstream": [
+            {
+                "id": o.node_id,
+                "column": o.column,
+                "kind": o.kind,
+                "path": o.path,
+                "depth": o.depth,
+                "decides_rows": o.filters,
+            }
+            for o in origins
+        ],
+    }
+
+
+# -- diff -----------------------------------------------------------------------------------------
+
+
+def data_diff(result: ModelDiff) -> None:
+    d, s, k = result.data, result.data.schema, result.data.by_key
+    env, against = escape(result.env), escape(result.against)
+    out.print(
+        f"[bold]{escape(result.model)}[/]: {env} [dim]({escape(str(d.env))})[/] against "
+        f"{against} [dim]({escape(str(d.against))})[/]"
+    )
+    if d.key:
+        origin = ""
+        if result.key_from and result.key_from != "--key":
+            origin = f" [dim](from {escape(result.key_from)})[/]"
+        out.print(f"key: {escape(', '.join(d.key))}{origin}")
+    else:
+        out.print(
+            "key: none [dim](no --key and no unique() assertion: rows are compared whole, "
+            "on the columns both sides have)[/]"
+        )
+    if s.added or s.removed or s.retyped:
+        out.print("\n[bold]columns[/]")
+        table = Table(box=None, pad_edge=False, show_header=False)
+        for name, type_ in s.added:
+            table.add_row("[green]+[/]", escape(name), escape(type_), f"[dim]only in {env}[/]")
+        for name, type_ in s.removed:
+            table.add_row("[red]-[/]", escape(name), escape(type_), f"[dim]only in {against}[/]")
+        for name, before, after in s.retyped:
+            table.add_row("[yellow]~[/]", escape(name), escape(f"{before} -> {after}"), "")
+        out.print(table)
+    change = d.env_rows - d.against_rows
+    out.print(
+        f"\n[bold]rows[/]: {d.against_rows:,} in {against}, {d.env_rows:,} in {env} ({change:+,})"
+    )
+    how = "by key" if k is not None else "whole rows: a changed row is one on each side"
+    out.print(
+        f"  {d.only_in_env.count:,} only in {env}, {d.only_in_against.count:,} only in {against} "
+        f"[dim]({how})[/]"
+    )
+    if k is not None:
+        out.print(
+            f"  {k.matched:,} matched by key: [bold]{k.changed:,} changed[/], "
+            f"{k.matched - k.changed:,} unchanged"
+        )
+        columns = [f"{escape(c)} {n:,}" for c, n in k.by_column.items() if n]
+        if columns:
+            out.print(f"  changed values: {', '.join(columns)}")
+        _key_warnings(result)
+    if d.identical:
+        out.print(f"\n[green]no differences[/]: {env} and {against} serve the same rows")
+        return
+    if k is not None and k.sample:
+        table = _diff_table([escape(c) for c in d.key or ()] + ["column", against, env], "fold")
+        for row in k.sample:
+            for i, (name, before, after) in enumerate(row.changes):
+                values = [escape(_value(v)) if i == 0 else "" for v in row.key]
+                table.add_row(*values, escape(name), escape(_value(before)), escape(_value(after)))
+        _shown(f"changed in {env}", len(k.sample), k.changed, table)
+    for label, sample in ((env, d.only_in_env), (against, d.only_in_against)):
+        if sample.rows:
+            table = _diff_table([escape(c) for c in sample.columns], "ellipsis")
+            for r in sample.rows:
+                table.add_row(*(escape(_value(v)) for v in r))
+            _shown(f"only in {label}", len(sample.rows), sample.count, table)
+
+
+def _key_warnings(result: ModelDiff) -> None:
+    k, env, against = result.data.by_key, escape(result.env), escape(result.against)
+    assert k is not None
+    for side, keys, rows, nulls in (
+        (env, k.duplicate_keys[0], k.duplicate_rows[0], k.null_key_rows[0]),
+        (against, k.duplicate_keys[1], k.duplicate_rows[1], k.null_key_rows[1]),
+    ):
+        if keys:
+            out.print(
+                f"  [yellow]warning[/]: the key is not unique in {side}: {keys:,} key values "
+                f"are held by {rows:,} rows"
+            )
+        if nulls:
+            out.print(
+                f"  [yellow]warning[/]: {nulls:,} rows in {side} have a NULL in the key and "
+                "were not compared"
+            )
+    if k.ambiguous:
+        out.print(
+            f"  [yellow]warning[/]: {k.ambiguous:,} key values are on both sides but not unique, "
+            "so their rows could not be paired and were not compared; pass --key with "
+            "columns that are unique"
+        )
+    if k.duplicate_sample:
+        names = ", ".join(result.data.key or ())
+        shown = "; ".join(
+            f"({', '.join(_value(v) for v in key)}) {e} in {result.env}, {a} in {result.against}"
+            for key, e, a in k.duplicate_sample
+        )
+        out.print(f"  [dim]duplicated ({escape(names)}): {escape(shown)}[/]")
+
+
+def _diff_table(headers: list[str], overflow: Literal["fold", "ellipsis"]) -> Table:
+    """Changed values fold rather than lose the part that changed; whole rows, like `show`, are
+    cut to the terminal's width."""
+    table = Table(box=None, pad_edge=False, header_style="dim")
+    for header in headers:
+        table.add_column(header, overflow=overflow)
+    return table
+
+
+def _shown(title: str, shown: int, total: int, table: Table) -> None:
+    rows = f"{total:,} row{'s' if total != 1 else ''}"
+    more = f", first {shown}" if total > shown else ""
+    out.print(f"\n[bold]{title}[/] [dim]({rows}{more})[/]")
+    out.print(table)

@@ -1,38 +1,88 @@
 """Fingerprints: the identity of a version of a node's data.
 
-A fingerprint covers the node's canonical SQL (formatting and comments do not count), the config
-that affects its data, and its upstream fingerprints. This is the one place that decides what a
-"change" is; column-level precision refines `_upstream_part`.
+A node's data is its row set and its columns. Each has a fingerprint: a source's or a seed's
+comes from its declaration and its data; a model's row set from the SQL that decides its rows and
+the upstream fingerprints that SQL reads; a model's column from the SQL that computes it, the
+upstream column fingerprints it reads, and its row set (see `graph/lineage.py`). A model's version
+is the fingerprint of all its columns and its row set, plus how it is stored. So changing or adding
+a column that no downstream model reads changes no downstream fingerprint.
+
+A model whose lineage is unknown falls back to its whole SQL and the whole identity of every
+upstream node: never less safe, only less precise.
 """
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sqlops.project.definition import Kind, Node
+from sqlops.syntax import normalize_name
 
 if TYPE_CHECKING:
     from sqlops.project.loader import Project
+
+
+@dataclass
+class DataIdentity:
+    """The fingerprints of one node's rows and columns."""
+
+    rows: str
+    columns: dict[str, str] = field(default_factory=dict)
+    whole: str = ""  # rows and every column: what a reader of unknown lineage depends on
+
+    def column(self, name: str) -> str:
+        return self.columns.get(name, self.whole)
 
 
 def fingerprints(project: Project, data_stamps: dict[str, str] | None = None) -> dict[str, str]:
     """`data_stamps` identify the data of each source: new raw data is a new version downstream.
 
     Without stamps (inspection commands) only the code counts. What flows downstream is the
-    identity of a node's rows; how they are stored (table or view) makes only its own version.
+    identity of a node's rows and columns; how they are stored (table or view) makes only its own
+    version.
     """
+    return {n: fp for n, (fp, _) in identities(project, data_stamps).items()}
+
+
+def identities(
+    project: Project, data_stamps: dict[str, str] | None = None
+) -> dict[str, tuple[str, DataIdentity]]:
+    """For each node but tests: its version fingerprint and the identity of its data."""
     stamps = data_stamps or {}
-    rows: dict[str, str] = {}
-    result: dict[str, str] = {}
+    dialect = project.dialect
+    data: dict[str, DataIdentity] = {}
+    result: dict[str, tuple[str, DataIdentity]] = {}
     for node_id in project.graph.topological():
         node = project.nodes[node_id]
         if node.kind is Kind.TEST:
             continue
-        parts = [node.kind.value, *_data_parts(node), stamps.get(node_id, "")]
-        parts += [f"{dep}={rows.get(dep, '')}" for dep in sorted(node.depends_on)]
-        rows[node_id] = _hash(parts)
-        result[node_id] = _hash([rows[node_id], _storage(node)])
+        lineage = project.lineage.get(node_id)
+        if node.kind is Kind.MODEL and lineage is not None:
+            rows = _hash(
+                ["rows", lineage.row_code]
+                + [f"{n}.{c}={data[n].column(c)}" for n, c in lineage.row_reads]
+                + [f"{dep}={data[dep].rows}" for dep in sorted(node.depends_on)]
+            )
+            identity = DataIdentity(rows)
+            for col in lineage.columns:
+                identity.columns[col.name] = _hash(
+                    ["column", col.code, rows]
+                    + [f"{n}.{c}={data[n].column(c)}" for n, c in col.reads]
+                )
+            parts = [rows, *(identity.columns[c.name] for c in lineage.columns)]
+        else:
+            parts = [node.kind.value, *_data_parts(node), stamps.get(node_id, "")]
+            parts += [f"{dep}={data[dep].whole}" for dep in sorted(node.depends_on)]
+            identity = DataIdentity(_hash(parts))
+            if node.kind is not Kind.MODEL:  # a declared column is its own, read or not
+                for declared in node.columns or ():
+                    name = normalize_name(declared.name, dialect)
+                    identity.columns[name] = _hash([identity.rows, name, declared.type or ""])
+        identity.whole = _hash(parts)
+        data[node_id] = identity
+        result[node_id] = (_hash([identity.whole, _storage(node)]), identity)
     return result
 
 

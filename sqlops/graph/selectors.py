@@ -1,4 +1,4 @@
-"""Selectors: `name`, `schema.name`, `+name`, `name+`, `tag:x`, `path:models/marts`."""
+"""Selectors: `name`, `schema.name`, `+name`, `name+`, `tag:x`, `path:models/marts`, `changed`."""
 
 from __future__ import annotations
 
@@ -13,20 +13,33 @@ if TYPE_CHECKING:
     from sqlops.project.loader import Project
 
 
-def select(project: Project, include: Sequence[str], exclude: Sequence[str] = ()) -> list[str]:
-    """Node ids chosen by the selectors, in topological order. No selector means everything."""
+def select(
+    project: Project,
+    include: Sequence[str],
+    exclude: Sequence[str] = (),
+    changed: set[str] | None = None,
+) -> list[str]:
+    """Node ids chosen by the selectors, in topological order. No selector means everything.
+
+    `changed` is what the `changed` selector means: the nodes whose code differs from what the
+    environment serves (see `impact.against.changed_in_environment`).
+    """
     chosen: set[str] = set()
     if include:
         for selector in include:
-            chosen |= _one(project, selector)
+            chosen |= _one(project, selector, changed)
     else:
         chosen = set(project.nodes)
     for selector in exclude:
-        chosen -= _one(project, selector)
+        chosen -= _one(project, selector, changed)
     return project.graph.topological(chosen)
 
 
-def _one(project: Project, selector: str) -> set[str]:
+def uses_changed(selectors: Sequence[str]) -> bool:
+    return any(s.strip().strip("+").strip() == "changed" for s in selectors)
+
+
+def _one(project: Project, selector: str, changed: set[str] | None) -> set[str]:
     text = selector.strip()
     if not text:
         raise SelectorError("empty selector", hint="e.g. staging.orders, +marts.revenue, tag:daily")
@@ -35,7 +48,15 @@ def _one(project: Project, selector: str) -> set[str]:
     core = text[1 if up else 0 : -1 if down else None].strip()
     if not core:
         raise SelectorError(f"selector `{selector}` names nothing", hint="e.g. +marts.revenue")
-    base = _match(project, core, selector)
+    if core == "changed":
+        if changed is None:
+            raise SelectorError(
+                "the `changed` selector needs the environment to compare with",
+                hint="use it with build, test or ls",
+            )
+        base = set(changed)
+    else:
+        base = _match(project, core, selector)
     found = set(base)
     for node_id in base:
         if up:
@@ -47,10 +68,10 @@ def _one(project: Project, selector: str) -> set[str]:
 
 def _match(project: Project, core: str, selector: str) -> set[str]:
     nodes = project.nodes
-    if core in ("changed", "state:modified"):
+    if core == "state:modified":
         raise SelectorError(
-            f"the `{core}` selector needs change detection, which this version does not have yet",
-            hint="name the models you changed, with + for what is downstream: staging.orders+",
+            "`state:modified` is dbt's name for what sqlops calls `changed`",
+            hint="use changed (or changed+ for what is downstream)",
         )
     if core.startswith("tag:"):
         tag = core[4:]

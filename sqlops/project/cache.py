@@ -19,7 +19,7 @@ import sqlglot
 
 import sqlops
 
-_FORMAT = f"{sqlops.__version__}-{getattr(sqlglot, '__version__', '')}-2"
+_FORMAT = f"{sqlops.__version__}-{getattr(sqlglot, '__version__', '')}-3"
 
 
 def content_key(*parts: str) -> str:

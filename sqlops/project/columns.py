@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlglot import exp
@@ -13,28 +14,52 @@ from sqlglot.optimizer.qualify import qualify
 from sqlops.assertions.definition import Assertion, CheckKind
 from sqlops.assertions.parse import ParsedAssertion
 from sqlops.errors import ProjectError, did_you_mean, snippet_at
+from sqlops.graph.lineage import Lineage, Unknowable, column_lineage, find_missing_column
 from sqlops.project.cache import ParseCache, content_key
 from sqlops.project.definition import Column, Kind, Node
 from sqlops.project.resolve import Resolver
 from sqlops.syntax import TableRef, normalize_name
 
 
-def infer_columns(
-    node: Node, ast: exp.Expr, nodes: dict[str, Node], dialect: str, cache: ParseCache
-) -> tuple[Column, ...] | None:
-    """A model's output columns from its SQL and its upstream columns; None when unknowable."""
+@dataclass(frozen=True)
+class Analysis:
+    """What one qualified pass over a model's SQL tells: its columns and their lineage."""
+
+    columns: tuple[Column, ...] | None  # None when only the database can tell
+    lineage: Lineage | None  # None when the SQL uses something the lineage walk does not follow
+
+
+def analyze_model(
+    node: Node,
+    ast: exp.Expr,
+    nodes: dict[str, Node],
+    dialect: str,
+    cache: ParseCache,
+    *,
+    lineage: bool = True,
+) -> Analysis:
+    """A model's output columns and column lineage, from its SQL and its upstream columns.
+
+    Raises `MissingColumn` when the SQL names a column an upstream does not have.
+    """
     schema: dict[str, object] = {}
     for dep in node.depends_on:
         upstream = nodes[dep]
         if upstream.columns is None:
-            return None
+            return Analysis(None, None)
         tables = schema.setdefault(upstream.schema, {})
         assert isinstance(tables, dict)
         tables[upstream.name] = {c.name: c.type or "UNKNOWN" for c in upstream.columns}
-    key = content_key("columns", dialect, ast.sql(dialect), json.dumps(schema))
+    key = content_key("analysis", dialect, ast.sql(dialect), json.dumps(schema), str(lineage))
     cached = cache.get(key)
-    if isinstance(cached, list):
-        return tuple(Column(*c) for c in cached)
+    if isinstance(cached, dict):
+        try:
+            return Analysis(
+                None if cached["columns"] is None else tuple(Column(*c) for c in cached["columns"]),
+                None if cached["lineage"] is None else Lineage.from_json(cached["lineage"]),
+            )
+        except (KeyError, TypeError, ValueError):
+            pass  # a damaged entry is only a cache miss
     try:
         qualified = qualify(
             ast.copy(),
@@ -44,8 +69,31 @@ def infer_columns(
             quote_identifiers=False,
         )
     except (SqlglotError, KeyError, ValueError):
-        return None
+        missing = find_missing_column(ast, nodes, dialect)
+        if missing is not None:
+            raise missing from None
+        return Analysis(None, None)
     assert isinstance(qualified, exp.Query)
+    analysis = Analysis(_output_columns(ast, qualified, dialect), None)
+    if lineage and analysis.columns is not None:
+        try:
+            found = column_lineage(qualified, [c.name for c in analysis.columns], nodes, dialect)
+        except Unknowable:
+            found = None
+        analysis = Analysis(analysis.columns, found)
+    cache.put(
+        key,
+        {
+            "columns": None
+            if analysis.columns is None
+            else [[c.name, c.type, c.description] for c in analysis.columns],
+            "lineage": None if analysis.lineage is None else analysis.lineage.to_json(),
+        },
+    )
+    return analysis
+
+
+def _output_columns(ast: exp.Expr, qualified: exp.Query, dialect: str) -> tuple[Column, ...] | None:
     outer = qualified
     while isinstance(outer, exp.SetOperation):
         outer = outer.left
@@ -56,12 +104,10 @@ def infer_columns(
     if any(re.fullmatch(r"_col_\d+", name) for name in outer.named_selects):
         return None  # an unaliased expression: only the engine knows what it will be called
     descriptions = _select_comments(ast)
-    columns = tuple(
+    return tuple(
         Column(name, None, descriptions.get(i))
         for i, name in enumerate(_engine_names(outer.named_selects, dialect))
     )
-    cache.put(key, [[c.name, c.type, c.description] for c in columns])
-    return columns
 
 
 def validate_assertions(

@@ -13,9 +13,10 @@ from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 from sqlops.assertions.parse import ParsedAssertion, parse_assertion
 from sqlops.errors import ProjectError, did_you_mean, snippet_at
 from sqlops.graph.dag import Graph
+from sqlops.graph.lineage import Lineage, MissingColumn
 from sqlops.plan.relations import SANDBOX_PREFIX
 from sqlops.project.cache import ParseCache, cache_folder, content_key
-from sqlops.project.columns import infer_columns, validate_assertions
+from sqlops.project.columns import Analysis, analyze_model, validate_assertions
 from sqlops.project.config import ProjectConfig, Target, find_project_root, load_config
 from sqlops.project.definition import Column, Kind, Materialized, Node
 from sqlops.project.directives import Directive, Scanned, scan
@@ -43,6 +44,10 @@ class Project:
     graph: Graph
     resolver: Resolver
     asts: dict[str, exp.Expr] = field(repr=False)
+    # column lineage of each model whose SQL the lineage walk follows
+    lineage: dict[str, Lineage] = field(default_factory=dict, repr=False)
+    # with strict=False: models reading columns their upstream lacks (reader, upstream, column)
+    broken: list[tuple[str, str, str, ProjectError]] = field(default_factory=list, repr=False)
     cache_hits: int = 0
     cache_misses: int = 0
 
@@ -67,14 +72,27 @@ class _Parsed:
     refs: list[TableRef]
     ref_tables: list[exp.Table]
     assertions: list[ParsedAssertion]
+    lines: LineMap | None = None  # rendered line -> file line
 
 
-def load_project(start: Path, target_name: str | None = None, *, use_cache: bool = True) -> Project:
+def load_project(
+    start: Path,
+    target_name: str | None = None,
+    *,
+    use_cache: bool = True,
+    lineage: bool = True,
+    strict: bool = True,
+    cache_root: Path | None = None,
+) -> Project:
+    """`lineage=False` skips column lineage (fingerprints then fall back to whole models); it is
+    there to measure what lineage costs. `strict=False` keeps loading past models that read a
+    column their upstream lacks, and lists them in `Project.broken`: impact reports them.
+    `cache_root` shares another folder's parse cache (entries are keyed by content)."""
     root = find_project_root(start)
     config = load_config(root)
     target = config.target(target_name)
-    cache = ParseCache(cache_folder(root) if use_cache else None)
-    loader = _Loader(config, target, cache)
+    cache = ParseCache(cache_folder(cache_root or root) if use_cache else None)
+    loader = _Loader(config, target, cache, lineage, strict)
     project = loader.load()
     cache.save()
     project.cache_hits, project.cache_misses = cache.hits, cache.misses
@@ -82,7 +100,17 @@ def load_project(start: Path, target_name: str | None = None, *, use_cache: bool
 
 
 class _Loader:
-    def __init__(self, config: ProjectConfig, target: Target, cache: ParseCache) -> None:
+    def __init__(
+        self,
+        config: ProjectConfig,
+        target: Target,
+        cache: ParseCache,
+        lineage: bool,
+        strict: bool,
+    ) -> None:
+        self.with_lineage = lineage
+        self.strict = strict
+        self.broken: list[tuple[str, str, str, ProjectError]] = []
         self.config = config
         self.root = config.root
         self.dialect = config.dialect
@@ -171,11 +199,29 @@ class _Loader:
                 asts[node.id] = item.ast
 
         graph = Graph(nodes)
+        lineage: dict[str, Lineage] = {}
         for node_id in graph.topological():
             node = nodes[node_id]
             item = by_id[node_id]
             if node.kind is Kind.MODEL:
-                columns = infer_columns(node, asts[node_id], nodes, self.dialect, self.cache)
+                try:
+                    analysis = analyze_model(
+                        node,
+                        asts[node_id],
+                        nodes,
+                        self.dialect,
+                        self.cache,
+                        lineage=self.with_lineage,
+                    )
+                except MissingColumn as missing:
+                    error = _missing_column_error(missing, item, nodes)
+                    if self.strict:
+                        raise error from None
+                    self.broken.append((node_id, missing.node_id, missing.column, error))
+                    analysis = Analysis(None, None)
+                columns = analysis.columns
+                if analysis.lineage is not None:
+                    lineage[node_id] = analysis.lineage
                 # quoting every identifier makes `id` and `"id"` the same where the dialect does
                 canonical = normalize_identifiers(asts[node_id].copy(), dialect=self.dialect).sql(
                     self.dialect, comments=False, identify=True
@@ -183,7 +229,7 @@ class _Loader:
                 node = replace(node, columns=columns, canonical=canonical)
                 nodes[node_id] = node
             validate_assertions(node, item.assertions, item.text, nodes, resolver, self.dialect)
-        return Project(self.config, self.target, nodes, graph, resolver, asts)
+        return Project(self.config, self.target, nodes, graph, resolver, asts, lineage, self.broken)
 
     # -- one file of each kind --------------------------------------------------------------
 
@@ -274,6 +320,7 @@ class _Loader:
             [r for _, r in tables],
             [t for t, _ in tables],
             parsed_assertions,
+            lines,
         )
 
     def _source(self, path: Path) -> _Parsed:
@@ -522,6 +569,25 @@ class _Loader:
         if tags:
             changes["tags"] = tuple(dict.fromkeys(tags))
         return replace(node, **changes), assertions  # type: ignore[arg-type]
+
+
+def _missing_column_error(
+    missing: MissingColumn, item: _Parsed, nodes: dict[str, Node]
+) -> ProjectError:
+    upstream = nodes[missing.node_id]
+    known = upstream.column_names or ()
+    line = item.lines(missing.line) if item.lines and missing.line else None
+    column = missing.col if line == missing.line else None  # Jinja may have moved it
+    return ProjectError(
+        f"`{missing.written}`: {upstream.id} has no column `{missing.column}`"
+        f"{did_you_mean(missing.column, known)}",
+        path=item.node.path,
+        line=line,
+        column=column,
+        snippet=snippet_at(item.text, line, column) if line else None,
+        hint=f"{upstream.id} ({upstream.relpath}) has columns: {', '.join(known)}; if the column "
+        "was removed or renamed there, change this model too",
+    )
 
 
 def _point_at(table: exp.Table, node: Node) -> None:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from sqlops.engines.base import Engine, Relation
 from sqlops.errors import EngineError, SqlopsError
 from sqlops.graph.fingerprint import assertions_hash
+from sqlops.impact.definition import Definition, definitions
 from sqlops.plan.builder import Action, Plan, Step, make_plan
 from sqlops.plan.relations import (
     PROD,
@@ -341,12 +342,12 @@ def _promote(
             f"the {engine.dialect} engine cannot switch views and state in one transaction",
             hint="promotion on this engine is not supported yet",
         )
+    current = store.environment(plan.env)
     deployed = []
     for step in plan.promoted:
         node = project.nodes[step.node_id]
         assert step.physical is not None
         deployed.append(Deployed(node.id, step.fingerprint, step.physical, node.relation_kind))
-    current = store.environment(plan.env)
     views = {d.node: env_relation(project.nodes[d.node], plan.env) for d in deployed}
     # a full build also retires what the project no longer has (a deleted or renamed model)
     full = set(plan.selected) >= set(project.nodes)
@@ -360,7 +361,18 @@ def _promote(
         if view.schema not in present:
             present[view.schema] = engine.relations(view.schema)
     intact = all(views[d.node].name in present[views[d.node].schema] for d in deployed)
-    if intact and not retired and all(current.get(d.node) == d for d in deployed):
+    recorded = store.definitions(plan.env)
+    # every node the build covered, ephemeral models and tables read in place included
+    covered = [s.node_id for s in plan.steps if not s.recheck and s.action is not Action.TEST]
+    definitions_now = _definitions(project, covered, recorded)
+    forget = [n for n in recorded if n not in project.nodes] if full else []
+    if (
+        intact
+        and not retired
+        and not definitions_now
+        and not forget
+        and all(current.get(d.node) == d for d in deployed)
+    ):
         return None  # the environment already serves exactly these versions
     with engine.transaction():
         for schema in sorted({v.schema for v in views.values()}):
@@ -375,8 +387,21 @@ def _promote(
             if engine.relations(view.schema).get(view.name) == "view":
                 engine.drop(view, "view")
         store.retire(plan.env, retired)
+        store.set_definitions(plan.env, definitions_now, forget)
         deployment_id = store.set_deployed(plan.env, deployed, git_commit)
     return deployment_id
+
+
+def _definitions(project: Project, node_ids: list[str], recorded: dict[str, str]) -> dict[str, str]:
+    """The definitions the environment must record anew, for `sqlops impact`: those that differ
+    from what it recorded. Types cost to infer, so only those nodes get them."""
+    changed = []
+    for node_id, definition in definitions(project, node_ids, types=False).items():
+        text = recorded.get(node_id)
+        before = Definition.from_json(text) if text else None
+        if before is None or before.without_types() != definition.without_types():
+            changed.append(node_id)
+    return {n: d.to_json() for n, d in definitions(project, changed).items()}
 
 
 def _git_commit(root: Path) -> str | None:

@@ -18,7 +18,13 @@ if TYPE_CHECKING:
     from sqlops.engines.base import Engine
 
 META = "sqlops_meta"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+# how to bring state of each older version up to the next one
+_MIGRATIONS = {
+    # 2: environments remember the definition of each node, for `sqlops impact`
+    1: ["CREATE TABLE IF NOT EXISTS {definitions} ({definitions_columns})"],
+}
 
 _TABLES = {
     "meta": "key VARCHAR PRIMARY KEY, value VARCHAR",
@@ -36,7 +42,11 @@ _TABLES = {
         "id BIGINT PRIMARY KEY, env VARCHAR, deployed_at TIMESTAMP, git_commit VARCHAR, "
         "nodes VARCHAR"
     ),
+    # what each node of an environment was when it was last built or checked there (JSON of
+    # sqlops.impact.definition.Definition): what `sqlops impact` compares the code with
+    "definitions": "env VARCHAR, node VARCHAR, definition VARCHAR, PRIMARY KEY (env, node)",
 }
+_CORE = ("meta", "versions", "environments", "deployments")  # the tables of state version 1
 
 
 @dataclass(frozen=True)
@@ -66,11 +76,12 @@ class StateStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._exists = False  # once the tables are known to be there, they stay
+        self._version = SCHEMA_VERSION
 
     def exists(self) -> bool:
         if self._exists:
             return True
-        if not set(_TABLES) <= set(self.engine.relations(META)):
+        if not set(_CORE) <= set(self.engine.relations(META)):
             return False
         self._check_version()
         self._exists = True
@@ -81,6 +92,7 @@ class StateStore:
             f"SELECT value FROM {self._t('meta')} WHERE key = 'schema_version'"
         ).rows
         found = int(rows[0][0]) if rows and str(rows[0][0]).isdigit() else SCHEMA_VERSION
+        self._version = found
         if found > SCHEMA_VERSION:
             raise SqlopsError(
                 f"the state in {META} was written by a newer sqlops (state version {found}, "
@@ -90,8 +102,10 @@ class StateStore:
 
     def ensure(self) -> None:
         existing = self.engine.relations(META)
-        if set(_TABLES) <= set(existing):
+        if set(_CORE) <= set(existing):
             self._check_version()
+            self._migrate()
+            self._exists = True
             return
         with self.engine.transaction():
             self.engine.create_schema(META)
@@ -103,6 +117,23 @@ class StateStore:
                 f"INSERT INTO {self._t('meta')} VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),),
             )
+        self._version = SCHEMA_VERSION
+
+    def _migrate(self) -> None:
+        """Bring state written by an older sqlops up to date, in one transaction."""
+        if self._version >= SCHEMA_VERSION:
+            return
+        tables = {name: self._t(name) for name in _TABLES}
+        tables.update({f"{name}_columns": columns for name, columns in _TABLES.items()})
+        with self.engine.transaction():
+            for version in range(self._version, SCHEMA_VERSION):
+                for statement in _MIGRATIONS[version]:
+                    self.engine.execute(statement.format(**tables))
+            self.engine.execute(
+                f"UPDATE {self._t('meta')} SET value = ? WHERE key = 'schema_version'",
+                (str(SCHEMA_VERSION),),
+            )
+        self._version = SCHEMA_VERSION
 
     def _t(self, name: str) -> str:
         return self.engine.quote(Relation(META, name))
@@ -153,6 +184,37 @@ class StateStore:
             (env,),
         ).rows
         return {r[0]: Deployed(r[0], r[1], Relation(r[2], r[3]), r[4]) for r in rows}
+
+    def definitions(self, env: str) -> dict[str, str]:
+        """node -> the JSON definition the environment recorded for it."""
+        if not self.exists() or self._version < 2:  # read-only on older state: none recorded
+            return {}
+        rows = self.engine.query(
+            f"SELECT node, definition FROM {self._t('definitions')} WHERE env = ?", (env,)
+        ).rows
+        return {r[0]: r[1] for r in rows}
+
+    def set_definitions(self, env: str, changed: dict[str, str], forget: list[str]) -> None:
+        """Record definitions and forget those of removed nodes. Call inside a transaction."""
+        gone = sorted(set(changed) | set(forget))
+        for start in range(0, len(gone), 500):
+            chunk = gone[start : start + 500]
+            self.engine.execute(
+                f"DELETE FROM {self._t('definitions')} WHERE env = ? AND node IN "
+                f"({', '.join('?' * len(chunk))})",
+                [env, *chunk],
+            )
+        items = sorted(changed.items())
+        for start in range(0, len(items), 500):
+            rows = items[start : start + 500]
+            values: list[object] = []
+            for node, definition in rows:
+                values += [env, node, definition]
+            self.engine.execute(
+                f"INSERT INTO {self._t('definitions')} VALUES "
+                + ", ".join(["(?, ?, ?)"] * len(rows)),
+                values,
+            )
 
     def served(self) -> set[Relation]:
         """Every physical relation some environment points at."""

@@ -170,17 +170,19 @@ def test_warn_failure_still_promotes(built_shop: Shop) -> None:
         "-- @assert unique(order_id)",
         "-- @assert unique(order_id)\n-- @warn too_few: row_count() > 1000000",
     )
-    # re-tested on the version prod already serves: it warns, nothing to promote
+    # re-tested on the version prod already serves: it warns; the same version stays, and the
+    # environment records the new check (a deployment of the changed code)
     result = built_shop.sqlops("build")
     assert result.code == 0, result.output
     assert "WARN" in result.stdout and "too_few" in result.stdout
-    assert "already serves" in result.stdout
+    assert "deployment 2" in result.stdout
+    assert "already serves" in built_shop.ok("build").stdout
     # a new version whose @warn fails is still promoted
     built_shop.edit("models/marts/orders.sql", "SELECT", "SELECT DISTINCT")
     result = built_shop.sqlops("build", "--json")
     assert result.code == 0, result.output
     data = json.loads(result.stdout)
-    assert data["promoted"] is True and data["deployment_id"] == 2
+    assert data["promoted"] is True and data["deployment_id"] == 3
     orders = next(n for n in data["nodes"] if n["id"] == "marts.orders")
     assert orders["status"] == "built"
     assert [a["outcome"] for a in orders["assertions"] if a["name"] == "too_few"] == ["warn"]

@@ -161,7 +161,7 @@ def test_a_test_file_that_is_a_query(
 def test_help_and_version_of_commands() -> None:
     result = run_sqlops(["--help"], Path.cwd())
     assert result.code == 0
-    for command in ("init", "build", "test", "impact", "ls", "compile", "show", "dag"):
+    for command in ("init", "build", "test", "impact", "ls", "compile", "show", "diff", "dag"):
         assert command in result.stdout
 
 

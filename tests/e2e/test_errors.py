@@ -243,6 +243,6 @@ def test_more_broken_projects(make_project: Callable[[dict[str, str]], Shop], ca
     assert_user_error(result.output, result.code, *expected)
 
 
-def test_changed_selector_is_not_there_yet(built_shop: Shop) -> None:
-    result = built_shop.sqlops("build", "changed+")
-    assert_user_error(result.output, result.code, "needs change detection")
+def test_dbt_state_selector_points_to_changed(built_shop: Shop) -> None:
+    result = built_shop.sqlops("build", "state:modified+")
+    assert_user_error(result.output, result.code, "use changed")

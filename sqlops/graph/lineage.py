@@ -1,0 +1,362 @@
+"""Column lineage: what each output column of a model reads, and what decides its rows.
+
+One walk over the scopes of a model's qualified SQL (sqlglot's `build_scope`) gives, for every
+output column, the upstream `(node, column)` pairs it reads and a hash of exactly the SQL that
+computes it, through CTEs, subqueries, joins, unions, windows and CASE; and the same for the row set
+(filters, join keys, grouping, DISTINCT, QUALIFY, HAVING, LIMIT, set operations). Fingerprints and
+change classification are built from these hashes, so a change to a column's SQL is a change to
+that column only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlglot import exp
+from sqlglot.optimizer.scope import Scope, build_scope
+
+from sqlops.project.definition import Node
+from sqlops.syntax import normalize_name
+
+Read = tuple[str, str]  # (node id, column name as the dialect folds it)
+
+
+@dataclass(frozen=True)
+class ColumnLineage:
+    name: str
+    reads: tuple[Read, ...]  # the upstream columns its value is computed from
+    code: str  # a hash of the SQL that computes it, its name included
+    body: str  # the same without its name: a renamed column keeps its body
+
+
+@dataclass(frozen=True)
+class Lineage:
+    columns: tuple[ColumnLineage, ...]  # in output order
+    row_reads: tuple[Read, ...]  # the upstream columns that decide which rows there are
+    row_code: str  # a hash of the SQL that decides the rows
+
+    def column(self, name: str) -> ColumnLineage | None:
+        return next((c for c in self.columns if c.name == name), None)
+
+    def reads(self) -> set[Read]:
+        return {r for c in self.columns for r in c.reads} | set(self.row_reads)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "columns": [[c.name, [list(r) for r in c.reads], c.code, c.body] for c in self.columns],
+            "row_reads": [list(r) for r in self.row_reads],
+            "row_code": self.row_code,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Lineage:
+        return cls(
+            tuple(
+                ColumnLineage(name, tuple((a, b) for a, b in reads), code, body)
+                for name, reads, code, body in data["columns"]
+            ),
+            tuple((a, b) for a, b in data["row_reads"]),
+            data["row_code"],
+        )
+
+
+@dataclass
+class MissingColumn(Exception):
+    """A reference to a column its upstream does not have: the user's mistake, not ours."""
+
+    node_id: str
+    column: str
+    written: str  # the reference as written, e.g. `o.amount`
+    line: int | None
+    col: int | None
+
+
+class Unknowable(Exception):
+    """A construct whose lineage this walk does not follow; callers fall back to the whole model."""
+
+
+@dataclass(frozen=True)
+class _Part:
+    code: str
+    reads: frozenset[Read]
+
+
+def column_lineage(
+    qualified: exp.Query, output_names: list[str], nodes: dict[str, Node], dialect: str
+) -> Lineage:
+    """Lineage of a model whose SQL was qualified against its upstream columns.
+
+    Raises `MissingColumn` for a reference to a column an upstream lacks, `Unknowable` otherwise.
+    """
+    root = build_scope(qualified)
+    if root is None:
+        raise Unknowable("no scope")
+    walker = _Walker(root, nodes, dialect)
+    columns = []
+    for index, name in enumerate(output_names):
+        part = walker.column_at(root, index)
+        code = _hash("output", normalize_name(name, dialect), part.code)
+        columns.append(
+            ColumnLineage(normalize_name(name, dialect), tuple(sorted(part.reads)), code, part.code)
+        )
+    rows = walker.rows(root)
+    return Lineage(tuple(columns), tuple(sorted(rows.reads)), rows.code)
+
+
+def find_missing_column(
+    ast: exp.Expr, nodes: dict[str, Node], dialect: str
+) -> MissingColumn | None:
+    """The first `alias.column` naming a column its table lacks (qualify stops at these)."""
+    root = build_scope(ast.copy())
+    if root is None:
+        return None
+    for scope in root.traverse():
+        for column in scope.columns:
+            if column.table:
+                source = _source(scope, column.table)
+            else:  # unqualified: only when there is one table it can come from
+                sources = [s for _, s in scope.selected_sources.values()]
+                source = sources[0] if len(sources) == 1 else None
+                query = scope.expression
+                names = query.named_selects if isinstance(query, exp.Query) else []
+                own = column.find_ancestor(exp.Alias)
+                if column.name in names and not (own is not None and own.alias == column.name):
+                    continue  # an alias of the select list, not the one it is computing
+            if isinstance(source, exp.Table):
+                missing = _missing(source, column, nodes, dialect)
+                if missing is not None:
+                    return missing
+    return None
+
+
+class _Walker:
+    def __init__(self, root: Scope, nodes: dict[str, Node], dialect: str) -> None:
+        self.nodes = nodes
+        self.dialect = dialect
+        self.scopes = list(root.traverse())
+        self.owner = {id(c): s for s in self.scopes for c in s.columns}
+        self.by_query = {id(s.expression): s for s in self.scopes}
+        self.memo: dict[tuple[int, str], _Part] = {}
+        self.busy: set[tuple[int, str]] = set()
+
+    def _memo(self, scope: Scope, key: str, make: Any) -> _Part:
+        k = (id(scope), key)
+        if k in self.memo:
+            return self.memo[k]
+        if k in self.busy:  # a recursive CTE, or an alias that reads itself
+            raise Unknowable("recursion")
+        self.busy.add(k)
+        part: _Part = make()
+        self.busy.discard(k)
+        self.memo[k] = part
+        return part
+
+    # -- demands ---------------------------------------------------------------------------------
+
+    def column_at(self, scope: Scope, index: int) -> _Part:
+        return self._memo(scope, f"col{index}", lambda: self._column_at(scope, index))
+
+    def _column_at(self, scope: Scope, index: int) -> _Part:
+        query = scope.expression
+        if isinstance(query, exp.SetOperation):
+            if query.args.get("by_name"):
+                raise Unknowable("set operation by name")
+            return _combine("union column", [self.column_at(b, index) for b in _branches(scope)])
+        if not isinstance(query, exp.Select) or index >= len(query.expressions):
+            raise Unknowable("not a select")
+        selected = query.expressions[index]
+        if isinstance(selected, exp.Star) or (
+            isinstance(selected, exp.Column) and selected.is_star
+        ):
+            raise Unknowable("unexpanded star")
+        body = selected.this if isinstance(selected, exp.Alias) else selected
+        return _combine("column", list(self._refs(scope, body)), self._sql(body))
+
+    def column(self, scope: Scope, name: str) -> _Part:
+        names = self._names(scope)
+        folded = normalize_name(name, self.dialect)
+        if folded not in names:
+            raise Unknowable(f"no column {name}")
+        return self.column_at(scope, names.index(folded))
+
+    def _names(self, scope: Scope) -> list[str]:
+        query = scope.expression
+        if not isinstance(query, exp.Query):
+            raise Unknowable("not a query")
+        return [normalize_name(n, self.dialect) for n in query.named_selects]
+
+    def rows(self, scope: Scope) -> _Part:
+        return self._memo(scope, "rows", lambda: self._rows(scope))
+
+    def _rows(self, scope: Scope) -> _Part:
+        query = scope.expression
+        width = len(self._names(scope))
+        if isinstance(query, exp.SetOperation):
+            parts = [self.rows(b) for b in _branches(scope)]
+            # UNION (distinct), INTERSECT and EXCEPT compare whole rows
+            if not isinstance(query, exp.Union) or query.args.get("distinct"):
+                parts += [self.column_at(scope, i) for i in range(width)]
+            shape = query.copy()
+            shape.set("this", None)
+            shape.set("expression", None)
+            return _combine("set rows", parts, type(query).__name__, self._sql(shape))
+        if not isinstance(query, exp.Select):
+            raise Unknowable("not a select")
+        parts = [self.rows(s) for s in _selected_scopes(scope)]
+        for key, value in query.args.items():
+            if key in ("expressions", "with", "with_", "from_", "joins") or value is None:
+                continue
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, exp.Expr):
+                    parts += self._refs(scope, item)
+        for join in query.args.get("joins") or []:
+            parts += self._refs(scope, join, skip_sources=True)
+        from_ = query.args.get("from_")
+        if from_ is not None:
+            parts += self._refs(scope, from_, skip_sources=True)
+        distinct = query.args.get("distinct")
+        group = query.args.get("group")
+        if distinct is not None and distinct.args.get("on") is None:
+            parts += [self.column_at(scope, i) for i in range(width)]
+        elif group is not None and group.args.get("all"):
+            parts += [
+                self.column_at(scope, i)
+                for i, s in enumerate(query.expressions)
+                if not _aggregates(s, query)
+            ]
+        return _combine("rows", parts, self._sql(_row_shape(query, scope)))
+
+    # -- references ------------------------------------------------------------------------------
+
+    def _refs(self, scope: Scope, expr: exp.Expr, *, skip_sources: bool = False) -> Iterator[_Part]:
+        """What an expression of this scope reads: its columns, and the subqueries in it."""
+        stack = [expr]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, exp.Query) and node is not scope.expression:
+                inner = self.by_query.get(id(node))
+                if inner is not None and inner.is_subquery:
+                    yield self.rows(inner)
+                    yield from (self.column_at(inner, i) for i in range(len(node.named_selects)))
+                    continue
+                if inner is not None and skip_sources:
+                    continue  # a derived table: read through the columns that name it
+                if inner is not None:
+                    raise Unknowable(f"a {inner.scope_type} scope inside an expression")
+            if isinstance(node, exp.Column) and id(node) in self.owner:
+                yield self._resolve(self.owner[id(node)], node)
+                continue
+            stack.extend(node.iter_expressions())
+
+    def _resolve(self, scope: Scope, column: exp.Column) -> _Part:
+        name = column.name
+        if not column.table:
+            names = self._names(scope)
+            folded = normalize_name(name, self.dialect)
+            if folded in names and (id(scope), f"col{names.index(folded)}") not in self.busy:
+                return self.column(scope, name)  # an alias used in ORDER BY, QUALIFY, ...
+            sources = list(scope.selected_sources.values())
+            if len(sources) == 1 and isinstance(sources[0][1], exp.Table):
+                missing = _missing(sources[0][1], column, self.nodes, self.dialect)
+                if missing is not None:
+                    raise missing
+            raise Unknowable(f"unqualified column {name}")
+        source = _source(scope, column.table)
+        if isinstance(source, Scope):
+            return self.column(source, name)
+        if not isinstance(source, exp.Table):
+            raise Unknowable(f"unknown table {column.table}")
+        node_id = _node_id(source, self.dialect)
+        if node_id not in self.nodes:  # a table function or a file read in place
+            return _Part(_hash("table", self._sql(source), name), frozenset())
+        missing = _missing(source, column, self.nodes, self.dialect)
+        if missing is not None:
+            raise missing
+        folded = normalize_name(name, self.dialect, column.this.quoted)
+        return _Part(_hash("read", node_id, folded), frozenset({(node_id, folded)}))
+
+    def _sql(self, expr: exp.Expr) -> str:
+        return expr.sql(self.dialect, comments=False)
+
+
+def _branches(scope: Scope) -> list[Scope]:
+    branches: list[Scope] = list(getattr(scope, "set_operation_scopes", None) or [])
+    if len(branches) != 2:
+        raise Unknowable("set operation without two branches")
+    return branches
+
+
+def _selected_scopes(scope: Scope) -> Iterator[Scope]:
+    for _, source in scope.selected_sources.values():
+        if isinstance(source, Scope):
+            yield source
+
+
+def _source(scope: Scope, table: str) -> exp.Table | Scope | None:
+    """A table alias, looked up from the scope outwards (a correlated subquery reads its parent)."""
+    current: Scope | None = scope
+    while current is not None:
+        if table in current.sources:
+            found = current.sources[table]
+            return found if isinstance(found, (exp.Table, Scope)) else None
+        current = current.parent
+    return None
+
+
+def _node_id(table: exp.Table, dialect: str) -> str:
+    return f"{normalize_name(table.db, dialect)}.{normalize_name(table.name, dialect)}"
+
+
+def _missing(
+    table: exp.Table, column: exp.Column, nodes: dict[str, Node], dialect: str
+) -> MissingColumn | None:
+    node = nodes.get(_node_id(table, dialect))
+    if node is None or node.columns is None:
+        return None
+    folded = normalize_name(column.name, dialect, column.this.quoted)
+    if folded in {normalize_name(c, dialect) for c in node.column_names or ()}:
+        return None
+    meta = column.this.meta
+    return MissingColumn(
+        node.id, column.name, column.sql(dialect), meta.get("line"), meta.get("col")
+    )
+
+
+def _aggregates(selected: exp.Expr, query: exp.Select) -> bool:
+    """Whether a select item aggregates (GROUP BY ALL groups by the others): an aggregate of
+    this query, not of a window or a subquery."""
+    return any(
+        agg.find_ancestor(exp.Window, exp.Query) is query for agg in selected.find_all(exp.AggFunc)
+    )
+
+
+def _row_shape(query: exp.Select, scope: Scope) -> exp.Select:
+    """The query without its select list, CTEs and derived tables' bodies: what decides rows."""
+    shape = query.copy()
+    if shape.args.get("distinct") is None or shape.args["distinct"].args.get("on") is not None:
+        shape.set("expressions", [])
+    shape.set("with_", None)
+    shape.set("with", None)
+    if not any(shape.args.get(k) for k in ("limit", "offset", "fetch")):
+        shape.set("order", None)  # the order of a table's rows is not part of its data
+    for sub in list(shape.find_all(exp.Subquery)):
+        if isinstance(sub.parent, (exp.From, exp.Join)) and sub.parent.parent is shape:
+            sub.replace(exp.to_table(sub.alias_or_name or "_"))
+    return shape
+
+
+def _combine(kind: str, parts: Iterable[_Part], *texts: str) -> _Part:
+    parts = list(parts)
+    reads: frozenset[Read] = frozenset().union(*(p.reads for p in parts))
+    return _Part(_hash(kind, *texts, *(p.code for p in parts)), reads)
+
+
+def _hash(*parts: str) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.encode("utf-8", "surrogatepass"))
+        digest.update(b"\x00")
+    return digest.hexdigest()[:32]
