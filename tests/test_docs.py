@@ -76,3 +76,11 @@ def test_documented_assertions_parse(block: str) -> None:
             dialect="duckdb",
             standalone=check.lstrip().startswith("("),  # a tests/ file's check
         )
+
+
+def test_every_change_class_is_documented() -> None:
+    from sqlops.impact.changes import ChangeClass
+
+    text = (ROOT / "docs" / "impact.md").read_text()
+    for change in ChangeClass:
+        assert f"\n| {change.label} |" in text, change.label

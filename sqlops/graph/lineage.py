@@ -141,6 +141,12 @@ class _Walker:
         self.by_query = {id(s.expression): s for s in self.scopes}
         self.memo: dict[tuple[int, str], _Part] = {}
         self.busy: set[tuple[int, str]] = set()
+        # Aliases and CTE names are the user's to choose: SQL is hashed with each source of a
+        # scope named by its position instead (s0, s1, ...), so renaming one changes nothing.
+        self.source_name: dict[int, str] = {}  # id of a FROM/JOIN table or subquery -> name
+        for scope in self.scopes:
+            for i, (_, (node, _)) in enumerate(scope.selected_sources.items()):
+                self.source_name[id(node)] = f"s{i}"
 
     def _memo(self, scope: Scope, key: str, make: Any) -> _Part:
         k = (id(scope), key)
@@ -173,7 +179,7 @@ class _Walker:
         ):
             raise Unknowable("unexpanded star")
         body = selected.this if isinstance(selected, exp.Alias) else selected
-        return _combine("column", list(self._refs(scope, body)), self._sql(body))
+        return _combine("column", list(self._refs(scope, body)), self._canonical(body))
 
     def column(self, scope: Scope, name: str) -> _Part:
         names = self._names(scope)
@@ -199,15 +205,22 @@ class _Walker:
             # UNION (distinct), INTERSECT and EXCEPT compare whole rows
             if not isinstance(query, exp.Union) or query.args.get("distinct"):
                 parts += [self.column_at(scope, i) for i in range(width)]
+            if _order_decides_rows(query):
+                parts += [self.column_at(scope, i) for i in self._ordered_outputs(scope)]
             shape = query.copy()
             shape.set("this", None)
             shape.set("expression", None)
+            if not _order_decides_rows(query):
+                shape.set("order", None)
             return _combine("set rows", parts, type(query).__name__, self._sql(shape))
         if not isinstance(query, exp.Select):
             raise Unknowable("not a select")
         parts = [self.rows(s) for s in _selected_scopes(scope)]
+        skipped = {"expressions", "with", "with_", "from_", "joins"}
+        if not _order_decides_rows(query):
+            skipped.add("order")  # the order of a table's rows is not part of its data
         for key, value in query.args.items():
-            if key in ("expressions", "with", "with_", "from_", "joins") or value is None:
+            if key in skipped or value is None:
                 continue
             for item in value if isinstance(value, list) else [value]:
                 if isinstance(item, exp.Expr):
@@ -227,7 +240,7 @@ class _Walker:
                 for i, s in enumerate(query.expressions)
                 if not _aggregates(s, query)
             ]
-        return _combine("rows", parts, self._sql(_row_shape(query, scope)))
+        return _combine("rows", parts, self._row_shape(query))
 
     # -- references ------------------------------------------------------------------------------
 
@@ -281,6 +294,75 @@ class _Walker:
     def _sql(self, expr: exp.Expr) -> str:
         return expr.sql(self.dialect, comments=False)
 
+    def _ordered_outputs(self, scope: Scope) -> list[int]:
+        """The output columns a set operation's ORDER BY sorts on (by name or position)."""
+        query = scope.expression
+        names = self._names(scope)
+        found = []
+        for ordered in query.args["order"].expressions:
+            key = ordered.this
+            if isinstance(key, exp.Literal) and key.is_int and 0 < int(key.this) <= len(names):
+                found.append(int(key.this) - 1)
+                continue
+            for column in key.find_all(exp.Column):
+                folded = normalize_name(column.name, self.dialect)
+                if folded not in names:
+                    raise Unknowable(f"ORDER BY {column.name} of a set operation")
+                found.append(names.index(folded))
+        return found
+
+    def _canonical(self, expr: exp.Expr, change: Any = None) -> str:
+        """SQL of an expression with sources named by position, not by alias (see __init__).
+
+        `change(copy)` may then cut the copy down further before it is printed.
+        """
+        copy = expr.copy()
+        pairs = list(zip(expr.walk(), copy.walk(), strict=True))
+        for original, twin in pairs:
+            if isinstance(original, exp.Column) and original.table:
+                owner = self.owner.get(id(original))
+                name = self._column_source(owner, original.table) if owner else None
+                if name is not None:
+                    twin.set("table", exp.to_identifier(name))
+            elif id(original) in self.source_name and isinstance(twin, exp.Table | exp.Subquery):
+                name = self.source_name[id(original)]
+                if isinstance(twin, exp.Table) and not twin.args.get("db"):
+                    twin.set("this", exp.to_identifier(name))  # a CTE: its body is hashed apart
+                twin.set("alias", exp.TableAlias(this=exp.to_identifier(name)))
+        if change is not None:
+            change(copy)
+        return self._sql(copy)
+
+    def _column_source(self, scope: Scope, table: str) -> str | None:
+        hops = 0
+        current: Scope | None = scope
+        while current is not None:
+            if table in current.selected_sources:
+                node = current.selected_sources[table][0]
+                name = self.source_name.get(id(node))
+                return None if name is None else (f"p{hops}_{name}" if hops else name)
+            if table in current.sources:
+                return None
+            current, hops = current.parent, hops + 1
+        return None
+
+    def _row_shape(self, query: exp.Select) -> str:
+        """The query without its select list, CTEs and derived tables' bodies: what decides rows."""
+
+        def cut(shape: exp.Expr) -> None:
+            distinct = shape.args.get("distinct")
+            if distinct is None or distinct.args.get("on") is not None:
+                shape.set("expressions", [])
+            shape.set("with_", None)
+            shape.set("with", None)
+            if not _order_decides_rows(query):
+                shape.set("order", None)
+            for sub in list(shape.find_all(exp.Subquery)):
+                if isinstance(sub.parent, (exp.From, exp.Join)) and sub.parent.parent is shape:
+                    sub.replace(exp.to_table(sub.alias_or_name or "_"))
+
+        return self._canonical(query, cut)
+
 
 def _branches(scope: Scope) -> list[Scope]:
     branches: list[Scope] = list(getattr(scope, "set_operation_scopes", None) or [])
@@ -333,19 +415,13 @@ def _aggregates(selected: exp.Expr, query: exp.Select) -> bool:
     )
 
 
-def _row_shape(query: exp.Select, scope: Scope) -> exp.Select:
-    """The query without its select list, CTEs and derived tables' bodies: what decides rows."""
-    shape = query.copy()
-    if shape.args.get("distinct") is None or shape.args["distinct"].args.get("on") is not None:
-        shape.set("expressions", [])
-    shape.set("with_", None)
-    shape.set("with", None)
-    if not any(shape.args.get(k) for k in ("limit", "offset", "fetch")):
-        shape.set("order", None)  # the order of a table's rows is not part of its data
-    for sub in list(shape.find_all(exp.Subquery)):
-        if isinstance(sub.parent, (exp.From, exp.Join)) and sub.parent.parent is shape:
-            sub.replace(exp.to_table(sub.alias_or_name or "_"))
-    return shape
+def _order_decides_rows(query: exp.Expr) -> bool:
+    """ORDER BY decides which rows there are only with LIMIT, OFFSET, FETCH or DISTINCT ON."""
+    if query.args.get("order") is None:
+        return False
+    distinct = query.args.get("distinct")
+    on = isinstance(distinct, exp.Distinct) and distinct.args.get("on") is not None
+    return on or any(query.args.get(k) for k in ("limit", "offset", "fetch"))
 
 
 def _combine(kind: str, parts: Iterable[_Part], *texts: str) -> _Part:
