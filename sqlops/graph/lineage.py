@@ -11,7 +11,7 @@ that column only.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +22,9 @@ from sqlops.project.definition import Node
 from sqlops.syntax import normalize_name
 
 Read = tuple[str, str]  # (node id, column name as the dialect folds it)
+
+# Part of the parse cache's keys: change it whenever the walk gives other results for the same SQL
+LINEAGE_VERSION = "2"
 
 
 @dataclass(frozen=True)
@@ -144,18 +147,21 @@ class _Walker:
         # Aliases and CTE names are the user's to choose: SQL is hashed with each source of a
         # scope named by its position instead (s0, s1, ...), so renaming one changes nothing.
         self.source_name: dict[int, str] = {}  # id of a FROM/JOIN table or subquery -> name
+        self.cte_refs: set[int] = set()  # the tables among them that name a CTE
         for scope in self.scopes:
-            for i, (_, (node, _)) in enumerate(scope.selected_sources.items()):
+            for i, (_, (node, source)) in enumerate(scope.selected_sources.items()):
                 self.source_name[id(node)] = f"s{i}"
+                if isinstance(node, exp.Table) and isinstance(source, Scope):
+                    self.cte_refs.add(id(node))
 
-    def _memo(self, scope: Scope, key: str, make: Any) -> _Part:
+    def _memo(self, scope: Scope, key: str, make: Callable[[], _Part]) -> _Part:
         k = (id(scope), key)
         if k in self.memo:
             return self.memo[k]
         if k in self.busy:  # a recursive CTE, or an alias that reads itself
             raise Unknowable("recursion")
         self.busy.add(k)
-        part: _Part = make()
+        part = make()
         self.busy.discard(k)
         self.memo[k] = part
         return part
@@ -311,7 +317,7 @@ class _Walker:
                 found.append(names.index(folded))
         return found
 
-    def _canonical(self, expr: exp.Expr, change: Any = None) -> str:
+    def _canonical(self, expr: exp.Expr, change: Callable[[exp.Expr], None] | None = None) -> str:
         """SQL of an expression with sources named by position, not by alias (see __init__).
 
         `change(copy)` may then cut the copy down further before it is printed.
@@ -326,8 +332,8 @@ class _Walker:
                     twin.set("table", exp.to_identifier(name))
             elif id(original) in self.source_name and isinstance(twin, exp.Table | exp.Subquery):
                 name = self.source_name[id(original)]
-                if isinstance(twin, exp.Table) and not twin.args.get("db"):
-                    twin.set("this", exp.to_identifier(name))  # a CTE: its body is hashed apart
+                if id(original) in self.cte_refs:
+                    twin.set("this", exp.to_identifier(name))  # its body is hashed apart
                 twin.set("alias", exp.TableAlias(this=exp.to_identifier(name)))
         if change is not None:
             change(copy)

@@ -6,6 +6,7 @@ import io
 import subprocess
 import tarfile
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,7 @@ from sqlops.impact.changes import Change, detect_changes
 from sqlops.impact.definition import Definition, definitions
 from sqlops.impact.report import BrokenRead, ChangeReport, build_report
 from sqlops.project.definition import Kind
+from sqlops.syntax import normalize_name
 
 if TYPE_CHECKING:
     from sqlops.engines.base import Engine
@@ -130,7 +132,28 @@ def _report(
         BrokenRead(reader, upstream, column, str(error).replace(str(project.root) + "/", ""))
         for reader, upstream, column, error in project.broken
     )
-    return build_report(project, against, _changes(project, recorded), rebuild, broken)
+    readers: dict[tuple[str, str], list[str]] = {}
+    for reader, upstream, column, error in project.broken:
+        where = project.nodes[reader].relpath + (f":{error.line}" if error.line else "")
+        readers.setdefault((upstream, normalize_name(column, project.dialect)), []).append(
+            f"{reader} ({where})"
+        )
+    changes = []
+    for change in _changes(project, recorded):
+        gone = [*change.removed, *(old for old, _ in change.renamed)]
+        if any((change.node, c) in readers for c in gone):
+            reasons = [reason + _read_by(readers, change.node, reason) for reason in change.reasons]
+            change = replace(change, reasons=tuple(reasons))
+        changes.append(change)
+    return build_report(project, against, changes, rebuild, broken)
+
+
+def _read_by(readers: dict[tuple[str, str], list[str]], node: str, reason: str) -> str:
+    """`; read by ...` for the reason about a removed or renamed column that is still read."""
+    for (upstream, column), who in readers.items():
+        if upstream == node and reason.startswith(f"column `{column}` "):
+            return f"; read by {', '.join(who)}"
+    return ""
 
 
 def _checkout(root: Path, ref: str, into: Path) -> Path:

@@ -14,7 +14,13 @@ from sqlglot.optimizer.qualify import qualify
 from sqlops.assertions.definition import Assertion, CheckKind
 from sqlops.assertions.parse import ParsedAssertion
 from sqlops.errors import ProjectError, did_you_mean, snippet_at
-from sqlops.graph.lineage import Lineage, Unknowable, column_lineage, find_missing_column
+from sqlops.graph.lineage import (
+    LINEAGE_VERSION,
+    Lineage,
+    Unknowable,
+    column_lineage,
+    find_missing_column,
+)
 from sqlops.project.cache import ParseCache, content_key
 from sqlops.project.definition import Column, Kind, Node
 from sqlops.project.resolve import Resolver
@@ -50,7 +56,9 @@ def analyze_model(
         tables = schema.setdefault(upstream.schema, {})
         assert isinstance(tables, dict)
         tables[upstream.name] = {c.name: c.type or "UNKNOWN" for c in upstream.columns}
-    key = content_key("analysis", dialect, ast.sql(dialect), json.dumps(schema), str(lineage))
+    key = content_key(
+        "analysis", LINEAGE_VERSION, dialect, ast.sql(dialect), json.dumps(schema), str(lineage)
+    )
     cached = cache.get(key)
     if isinstance(cached, dict):
         try:

@@ -132,7 +132,9 @@ def test_removed_column_is_an_error_before_anything_runs(project: Shop) -> None:
     result = project.sqlops("impact")
     assert result.code == 2
     assert "staging.orders breaking" in result.stdout
-    assert "column `amount` removed" in result.stdout
+    assert "column `amount` removed; read by marts.revenue (models/marts/revenue.sql:1)" in (
+        result.stdout
+    )
     assert "models/marts/revenue.sql:1:" in result.output
     assert "staging.orders has no column `amount`" in result.output
 
