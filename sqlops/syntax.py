@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -156,6 +157,7 @@ def parse_expression(sql: str, dialect: str, path: Path, file_text: str, line: i
     return statements[0]
 
 
+@functools.lru_cache(maxsize=65536)
 def normalize_name(name: str, dialect: str, quoted: bool = False) -> str:
     """An identifier as the dialect resolves it: DuckDB and PostgreSQL fold unquoted names."""
     ident = exp.Identifier(this=name, quoted=quoted)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,9 @@ from typing import Any
 
 import duckdb
 import pytest
+
+# the tests' parse caches and project snapshots go to a folder of their own, not the user's
+os.environ["SQLOPS_CACHE_DIR"] = tempfile.mkdtemp(prefix="sqlops-test-cache-")
 
 
 @dataclass

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from rich.console import Console
 from rich.markup import escape
@@ -19,11 +19,14 @@ from rich.table import Table
 from rich.tree import Tree
 
 from sqlops.errors import SqlopsError
-from sqlops.impact.diff import ModelDiff
-from sqlops.impact.downstream import ColumnImpact, ImpactReport, Origin
-from sqlops.impact.report import ChangeReport
-from sqlops.plan.builder import Action, Plan
+from sqlops.plan.builder import Action
 from sqlops.run.results import NodeResult, Outcome, RunResult, Status
+
+if TYPE_CHECKING:
+    from sqlops.impact.diff import ModelDiff
+    from sqlops.impact.downstream import ColumnImpact, ImpactReport, Origin
+    from sqlops.impact.report import ChangeReport
+    from sqlops.plan.builder import Plan
 
 
 def _console(stderr: bool) -> Console:

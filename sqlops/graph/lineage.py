@@ -153,6 +153,28 @@ class _Walker:
                 self.source_name[id(node)] = f"s{i}"
                 if isinstance(node, exp.Table) and isinstance(source, Scope):
                     self.cte_refs.add(id(node))
+        # Resolve every column's table first; then rename in place (copying costs more).
+        self.source_of = {
+            id(c): _source(s, c.table) for s in self.scopes for c in s.columns if c.table
+        }
+        self._rename()
+
+    def _rename(self) -> None:
+        renames = []
+        for scope in self.scopes:
+            for column in scope.columns:
+                if column.table:
+                    name = self._column_source(scope, column.table)
+                    if name is not None:
+                        renames.append((column, name))
+        for column, name in renames:
+            column.set("table", exp.to_identifier(name))
+        for scope in self.scopes:
+            for node, _ in scope.selected_sources.values():
+                name = self.source_name[id(node)]
+                if id(node) in self.cte_refs:
+                    node.set("this", exp.to_identifier(name))  # its body is hashed apart
+                node.set("alias", exp.TableAlias(this=exp.to_identifier(name)))
 
     def _memo(self, scope: Scope, key: str, make: Callable[[], _Part]) -> _Part:
         k = (id(scope), key)
@@ -185,7 +207,7 @@ class _Walker:
         ):
             raise Unknowable("unexpanded star")
         body = selected.this if isinstance(selected, exp.Alias) else selected
-        return _combine("column", list(self._refs(scope, body)), self._canonical(body))
+        return _combine("column", list(self._refs(scope, body)), self._sql(body))
 
     def column(self, scope: Scope, name: str) -> _Part:
         names = self._names(scope)
@@ -283,7 +305,7 @@ class _Walker:
                 if missing is not None:
                     raise missing
             raise Unknowable(f"unqualified column {name}")
-        source = _source(scope, column.table)
+        source = self.source_of.get(id(column))
         if isinstance(source, Scope):
             return self.column(source, name)
         if not isinstance(source, exp.Table):
@@ -317,28 +339,6 @@ class _Walker:
                 found.append(names.index(folded))
         return found
 
-    def _canonical(self, expr: exp.Expr, change: Callable[[exp.Expr], None] | None = None) -> str:
-        """SQL of an expression with sources named by position, not by alias (see __init__).
-
-        `change(copy)` may then cut the copy down further before it is printed.
-        """
-        copy = expr.copy()
-        pairs = list(zip(expr.walk(), copy.walk(), strict=True))
-        for original, twin in pairs:
-            if isinstance(original, exp.Column) and original.table:
-                owner = self.owner.get(id(original))
-                name = self._column_source(owner, original.table) if owner else None
-                if name is not None:
-                    twin.set("table", exp.to_identifier(name))
-            elif id(original) in self.source_name and isinstance(twin, exp.Table | exp.Subquery):
-                name = self.source_name[id(original)]
-                if id(original) in self.cte_refs:
-                    twin.set("this", exp.to_identifier(name))  # its body is hashed apart
-                twin.set("alias", exp.TableAlias(this=exp.to_identifier(name)))
-        if change is not None:
-            change(copy)
-        return self._sql(copy)
-
     def _column_source(self, scope: Scope, table: str) -> str | None:
         hops = 0
         current: Scope | None = scope
@@ -353,21 +353,33 @@ class _Walker:
         return None
 
     def _row_shape(self, query: exp.Select) -> str:
-        """The query without its select list, CTEs and derived tables' bodies: what decides rows."""
+        """The query without its select list, CTEs and derived tables' bodies: what decides rows.
 
-        def cut(shape: exp.Expr) -> None:
-            distinct = shape.args.get("distinct")
-            if distinct is None or distinct.args.get("on") is not None:
-                shape.set("expressions", [])
-            shape.set("with_", None)
-            shape.set("with", None)
-            if not _order_decides_rows(query):
-                shape.set("order", None)
-            for sub in list(shape.find_all(exp.Subquery)):
-                if isinstance(sub.parent, (exp.From, exp.Join)) and sub.parent.parent is shape:
-                    sub.replace(exp.to_table(sub.alias_or_name or "_"))
+        Cut in place and put back: copying the query would cost more than printing it.
+        """
+        saved: list[tuple[exp.Expr, str, Any]] = []
 
-        return self._canonical(query, cut)
+        def cut(node: exp.Expr, key: str, value: Any) -> None:
+            saved.append((node, key, node.args.get(key)))
+            node.set(key, value)
+
+        distinct = query.args.get("distinct")
+        if distinct is None or distinct.args.get("on") is not None:
+            cut(query, "expressions", [])
+        for key in ("with_", "with"):
+            if query.args.get(key) is not None:
+                cut(query, key, None)
+        if not _order_decides_rows(query):
+            cut(query, "order", None)
+        for holder in [query.args.get("from_"), *(query.args.get("joins") or [])]:
+            sub = holder.this if holder is not None else None
+            if isinstance(sub, exp.Subquery):
+                cut(holder, "this", exp.to_table(sub.alias_or_name or "_"))
+        try:
+            return self._sql(query)
+        finally:
+            for node, key, value in reversed(saved):
+                node.set(key, value)
 
 
 def _branches(scope: Scope) -> list[Scope]:

@@ -19,7 +19,7 @@ import sqlglot
 
 import sqlops
 
-_FORMAT = f"{sqlops.__version__}-{getattr(sqlglot, '__version__', '')}-3"
+FORMAT = f"{sqlops.__version__}-{getattr(sqlglot, '__version__', '')}-3"
 
 
 def content_key(*parts: str) -> str:
@@ -58,7 +58,7 @@ class ParseCache:
         if self.path and self.path.is_file():
             with contextlib.suppress(OSError, ValueError):  # unreadable: only a slower load
                 data = json.loads(self.path.read_text(encoding="utf-8"))
-                if isinstance(data, dict) and data.get("format") == _FORMAT:
+                if isinstance(data, dict) and data.get("format") == FORMAT:
                     entries = data.get("entries")
                     self._old = entries if isinstance(entries, dict) else {}
 
@@ -84,5 +84,8 @@ class ParseCache:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp")
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump({"format": _FORMAT, "entries": self._used}, fh, separators=(",", ":"))
+                # json.dumps runs the C encoder; json.dump to a file would not
+                fh.write(
+                    json.dumps({"format": FORMAT, "entries": self._used}, separators=(",", ":"))
+                )
             os.replace(tmp, self.path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from sqlops.project.config import ProjectConfig, Target, find_project_root, load
 from sqlops.project.definition import Column, Kind, Materialized, Node
 from sqlops.project.directives import Directive, Scanned, scan
 from sqlops.project.resolve import Resolver
+from sqlops.project.snapshot import Asts, read_snapshot, snapshot_key, write_snapshot
 from sqlops.project.templating import Renderer, TargetInfo
 from sqlops.state.store import META
 from sqlops.syntax import (
@@ -43,11 +45,12 @@ class Project:
     nodes: dict[str, Node]
     graph: Graph
     resolver: Resolver
-    asts: dict[str, exp.Expr] = field(repr=False)
+    asts: Mapping[str, exp.Expr] = field(repr=False)
     # column lineage of each model whose SQL the lineage walk follows
     lineage: dict[str, Lineage] = field(default_factory=dict, repr=False)
     # with strict=False: models reading columns their upstream lacks (reader, upstream, column)
     broken: list[tuple[str, str, str, ProjectError]] = field(default_factory=list, repr=False)
+    from_snapshot: bool = False  # loaded whole from the cache folder (project/snapshot.py)
     cache_hits: int = 0
     cache_misses: int = 0
 
@@ -91,11 +94,28 @@ def load_project(
     root = find_project_root(start)
     config = load_config(root)
     target = config.target(target_name)
-    cache = ParseCache(cache_folder(cache_root or root) if use_cache else None)
-    loader = _Loader(config, target, cache, lineage, strict)
-    project = loader.load()
-    cache.save()
-    project.cache_hits, project.cache_misses = cache.hits, cache.misses
+    folder = cache_folder(cache_root or root) if use_cache else None
+    # a snapshot belongs to its project folder: a load of another folder (a git ref) shares
+    # only the parse cache
+    saved = folder if cache_root is None else None
+    key = snapshot_key(root, repr((config, target)), lineage) if saved else ""
+    project = read_snapshot(saved, key)
+    if project is None:
+        cache = ParseCache(folder)
+        loader = _Loader(config, target, cache, lineage)
+        project = loader.load()
+        cache.save()
+        project.cache_hits, project.cache_misses = cache.hits, cache.misses
+        files_read = [
+            str((root / n.location).resolve())
+            for n in project.nodes.values()
+            if n.location is not None
+        ]
+        write_snapshot(saved, key, project, loader.renderer.env_read, files_read)
+    else:
+        project.from_snapshot = True
+    if strict and project.broken:
+        raise project.broken[0][3]
     return project
 
 
@@ -106,10 +126,8 @@ class _Loader:
         target: Target,
         cache: ParseCache,
         lineage: bool,
-        strict: bool,
     ) -> None:
         self.with_lineage = lineage
-        self.strict = strict
         self.broken: list[tuple[str, str, str, ProjectError]] = []
         self.config = config
         self.root = config.root
@@ -215,8 +233,6 @@ class _Loader:
                     )
                 except MissingColumn as missing:
                     error = _missing_column_error(missing, item, nodes)
-                    if self.strict:
-                        raise error from None
                     self.broken.append((node_id, missing.node_id, missing.column, error))
                     analysis = Analysis(None, None)
                 columns = analysis.columns
@@ -229,7 +245,9 @@ class _Loader:
                 node = replace(node, columns=columns, canonical=canonical)
                 nodes[node_id] = node
             validate_assertions(node, item.assertions, item.text, nodes, resolver, self.dialect)
-        return Project(self.config, self.target, nodes, graph, resolver, asts, lineage, self.broken)
+        return Project(
+            self.config, self.target, nodes, graph, resolver, Asts(asts), lineage, self.broken
+        )
 
     # -- one file of each kind --------------------------------------------------------------
 

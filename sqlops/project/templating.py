@@ -57,9 +57,12 @@ class Renderer:
             cache_size=0,
         )
         self.variables = variables
+        # environment variables templates read, with what they were: a saved load of the
+        # project is good only while they stay the same
+        self.env_read: dict[str, str | None] = {}
         self.env.globals.update(
             var=self._var,
-            env_var=_env_var,
+            env_var=self._env_var,
             target=target,
             is_incremental=lambda: False,
             ref=_ref,
@@ -130,6 +133,10 @@ class Renderer:
             raise _error(exc.message or str(exc), path, text, exc.lineno) from None
         except Exception as exc:
             raise _error(_describe(exc), path, text, _template_line(exc, name), exc) from None
+
+    def _env_var(self, name: str, default: str | None = None) -> str:
+        self.env_read[str(name)] = os.environ.get(str(name))
+        return _env_var(name, default)
 
     def _var(self, name: str, default: Any = None) -> Any:
         if name in self.variables:

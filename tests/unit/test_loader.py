@@ -8,6 +8,7 @@ import pytest
 
 from sqlops.errors import SqlopsError
 from sqlops.graph.fingerprint import fingerprints
+from sqlops.project.cache import cache_folder
 from sqlops.project.loader import Project, load_project
 
 TOML = """\
@@ -535,11 +536,52 @@ CACHED = {
 
 def test_second_load_of_an_unchanged_project_parses_nothing(tmp_path: Path) -> None:
     first = load(tmp_path, CACHED, use_cache=True)
-    assert first.cache_misses > 0
+    assert first.cache_misses > 0 and not first.from_snapshot
     second = load(tmp_path, use_cache=True)
-    assert second.cache_misses == 0
-    assert second.cache_hits == first.cache_misses
+    assert second.from_snapshot
     assert second.nodes == first.nodes
+    assert second.lineage == first.lineage
+    assert second.ast("marts.m").sql() == first.ast("marts.m").sql()
+    # without the snapshot, every file comes from the parse cache
+    for snapshot in cache_folder(tmp_path).glob("project.pickle"):  # type: ignore[union-attr]
+        snapshot.unlink()
+    third = load(tmp_path, use_cache=True)
+    assert not third.from_snapshot
+    assert third.cache_misses == 0
+    assert third.cache_hits == first.cache_misses
+    assert third.nodes == first.nodes
+
+
+def test_the_snapshot_is_not_used_when_anything_it_read_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = {
+        **CACHED,
+        "models/marts/e.sql": 'SELECT \'{{ env_var("SHOP_REGION", "eu") }}\' AS region\n',
+        "sources/raw/f.sql": "-- @location f.csv\nCREATE TABLE raw.f (id INTEGER)\n",
+        "f.csv": "id\n1\n",
+    }
+    monkeypatch.delenv("SHOP_REGION", raising=False)
+    load(tmp_path, files, use_cache=True)
+    assert load(tmp_path, use_cache=True).from_snapshot
+    # an environment variable a template reads
+    monkeypatch.setenv("SHOP_REGION", "us")
+    project = load(tmp_path, use_cache=True)
+    assert not project.from_snapshot
+    assert "'us'" in project.ast("marts.e").sql()
+    assert load(tmp_path, use_cache=True).from_snapshot
+    # a file a source reads
+    (tmp_path / "f.csv").unlink()
+    with pytest.raises(SqlopsError, match="does not exist"):
+        load(tmp_path, use_cache=True)
+    (tmp_path / "f.csv").write_text("id\n1\n")
+    # a file of the project, and the settings
+    (tmp_path / "models/marts/m.sql").write_text("SELECT id, 2 AS two FROM staging.orders\n")
+    project = load(tmp_path, use_cache=True)
+    assert not project.from_snapshot and project.nodes["marts.m"].column_names == ("id", "two")
+    config = (tmp_path / "sqlops.toml").read_text()
+    (tmp_path / "sqlops.toml").write_text(config + "\n[vars]\nx = 1\n")
+    assert not load(tmp_path, use_cache=True).from_snapshot
 
 
 def test_a_changed_file_is_parsed_again(tmp_path: Path) -> None:

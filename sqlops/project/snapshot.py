@@ -1,0 +1,145 @@
+"""A whole loaded project, kept in the cache folder: an unchanged project loads in one read.
+
+The key covers every file of the project (names and bytes), the resolved settings, the target and
+the versions of sqlops, sqlglot and the lineage walk. Environment variables that templates read
+and the files sources read with `@location` are checked when the snapshot is read: a snapshot is
+used only when loading the files again could give nothing else. Like the parse cache, it lives in
+the user's cache folder, never in the project.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import pickle
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlglot import exp, serde
+
+from sqlops.graph.lineage import LINEAGE_VERSION
+from sqlops.project.cache import FORMAT
+
+if TYPE_CHECKING:
+    from sqlops.project.loader import Project
+
+SNAPSHOT = "project.pickle"
+FOLDERS = ("models", "sources", "seeds", "tests", "macros")
+
+
+class Asts(Mapping[str, exp.Expr]):
+    """Each node's parsed query; kept serialized in a snapshot and parsed back when first used
+    (`sqlops impact` never needs them)."""
+
+    def __init__(self, parsed: dict[str, exp.Expr]) -> None:
+        self._parsed = parsed
+        self._dumped: dict[str, Any] = {}
+        self._blob: bytes | None = None  # the dumps, pickled apart: unpickled only when used
+        self._keys: list[str] = []
+
+    def _unpack(self) -> None:
+        if self._blob is not None:
+            self._dumped = pickle.loads(self._blob)
+            self._blob = None
+
+    def __getitem__(self, key: str) -> exp.Expr:
+        found = self._parsed.get(key)
+        if found is None:
+            self._unpack()
+            loaded = serde.load(self._dumped[key])
+            assert isinstance(loaded, exp.Expr)
+            found = self._parsed[key] = loaded
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._parsed.keys() | self._names)
+
+    def __len__(self) -> int:
+        return len(self._parsed.keys() | self._names)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._parsed or key in self._names
+
+    @property
+    def _names(self) -> set[str]:
+        return set(self._dumped) | set(self._keys)
+
+    def __getstate__(self) -> dict[str, Any]:
+        self._unpack()
+        dumped = dict(self._dumped)
+        dumped.update({k: serde.dump(v) for k, v in self._parsed.items()})
+        blob = pickle.dumps(dumped, protocol=pickle.HIGHEST_PROTOCOL)
+        return {"keys": sorted(dumped), "blob": blob}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._parsed = {}
+        self._dumped = {}
+        self._keys = state["keys"]
+        self._blob = state["blob"]
+
+
+def snapshot_key(root: Path, settings: str, lineage: bool) -> str:
+    """A hash of everything a load reads from the project folder, and of how it reads it."""
+    digest = hashlib.sha256()
+    for part in (FORMAT, LINEAGE_VERSION, str(root), settings, str(lineage)):
+        digest.update(part.encode("utf-8", "surrogatepass") + b"\x00")
+    for path in _project_files(root):
+        try:
+            data = path.read_bytes()
+        except OSError:
+            data = b"\xff unreadable"
+        digest.update(str(path.relative_to(root)).encode("utf-8", "surrogatepass") + b"\x00")
+        digest.update(hashlib.sha256(data).digest())
+    return digest.hexdigest()
+
+
+def read_snapshot(folder: Path | None, key: str) -> Project | None:
+    if folder is None:
+        return None
+    try:
+        data = pickle.loads((folder / SNAPSHOT).read_bytes())
+    except Exception:  # missing, damaged or from another version: only a slower load
+        return None
+    if not isinstance(data, dict) or data.get("key") != key:
+        return None
+    if any(os.environ.get(name) != value for name, value in data["env"].items()):
+        return None
+    if any(not Path(p).is_file() for p in data["files"]):
+        return None
+    project: Project = data["project"]
+    return project
+
+
+def write_snapshot(
+    folder: Path | None,
+    key: str,
+    project: Project,
+    env_read: dict[str, str | None],
+    files_read: list[str],
+) -> None:
+    if folder is None:
+        return
+    data = {"key": key, "env": env_read, "files": files_read, "project": project}
+    with contextlib.suppress(OSError, pickle.PicklingError):
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+        with os.fdopen(fd, "wb") as fh:
+            pickle.dump(data, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, folder / SNAPSHOT)
+
+
+def _project_files(root: Path) -> list[Path]:
+    found = [root / "sqlops.toml"]
+    for folder in FOLDERS:
+        base = root / folder
+        if base.is_dir():
+            found += sorted(
+                p
+                for p in base.rglob("*")
+                if p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(base).parts)
+            )
+    return found
