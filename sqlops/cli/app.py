@@ -375,12 +375,12 @@ def _model_column(project: Project, text: str) -> tuple[str, str | None]:
     from sqlops.errors import SelectorError, did_you_mean
     from sqlops.syntax import normalize_name
 
-    try:
-        return _one_node(project, text), None
-    except SelectorError:
-        if "." not in text:
-            raise
     model, _, column = text.rpartition(".")
+    names_a_node = text.lower() in project.nodes or any(
+        n.name == text.lower() for n in project.nodes.values()
+    )
+    if names_a_node or not model:
+        return _one_node(project, text), None
     node_id = _one_node(project, model)
     node = project.nodes[node_id]
     names = node.column_names

@@ -1,8 +1,9 @@
 """Parse results cached by content hash, so an unchanged file is not parsed again.
 
 The cache lives in the user's cache folder, never in the project: a project folder comes from
-other people (a pull request), and nothing in it may decide what SQL runs. It is JSON, not pickle,
-so reading it cannot run code either.
+other people (a pull request), and nothing in it may decide what SQL runs. It is JSON, so reading
+it cannot run code either (the whole-project snapshot beside it, project/snapshot.py, is a pickle
+read by an unpickler that may name only sqlops's own data classes).
 """
 
 from __future__ import annotations

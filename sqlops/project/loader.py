@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -22,7 +21,13 @@ from sqlops.project.config import ProjectConfig, Target, find_project_root, load
 from sqlops.project.definition import Column, Kind, Materialized, Node
 from sqlops.project.directives import Directive, Scanned, scan
 from sqlops.project.resolve import Resolver
-from sqlops.project.snapshot import Asts, read_snapshot, snapshot_key, write_snapshot
+from sqlops.project.snapshot import (
+    Asts,
+    Snapshot,
+    read_snapshot,
+    snapshot_key,
+    write_snapshot,
+)
 from sqlops.project.templating import Renderer, TargetInfo
 from sqlops.state.store import META
 from sqlops.syntax import (
@@ -45,7 +50,7 @@ class Project:
     nodes: dict[str, Node]
     graph: Graph
     resolver: Resolver
-    asts: Mapping[str, exp.Expr] = field(repr=False)
+    asts: Asts = field(repr=False)
     # column lineage of each model whose SQL the lineage walk follows
     lineage: dict[str, Lineage] = field(default_factory=dict, repr=False)
     # with strict=False: models reading columns their upstream lacks (reader, upstream, column)
@@ -99,8 +104,8 @@ def load_project(
     # only the parse cache
     saved = folder if cache_root is None else None
     key = snapshot_key(root, repr((config, target)), lineage) if saved else ""
-    project = read_snapshot(saved, key)
-    if project is None:
+    snapshot = read_snapshot(saved, key)
+    if snapshot is None:
         cache = ParseCache(folder)
         loader = _Loader(config, target, cache, lineage)
         project = loader.load()
@@ -111,9 +116,21 @@ def load_project(
             for n in project.nodes.values()
             if n.location is not None
         ]
-        write_snapshot(saved, key, project, loader.renderer.env_read, files_read)
+        snapshot = Snapshot(project.nodes, project.asts, project.lineage, project.broken)
+        write_snapshot(saved, key, snapshot, loader.renderer.env_read, files_read)
     else:
-        project.from_snapshot = True
+        nodes = snapshot.nodes
+        project = Project(
+            config,
+            target,
+            nodes,
+            Graph(nodes),
+            Resolver(nodes.values()),
+            snapshot.asts,
+            snapshot.lineage,
+            snapshot.broken,
+            from_snapshot=True,
+        )
     if strict and project.broken:
         raise project.broken[0][3]
     return project

@@ -5,26 +5,31 @@ the versions of sqlops, sqlglot and the lineage walk. Environment variables that
 and the files sources read with `@location` are checked when the snapshot is read: a snapshot is
 used only when loading the files again could give nothing else. Like the parse cache, it lives in
 the user's cache folder, never in the project.
+
+It is a pickle, for speed, read by an unpickler that knows only sqlops's own data classes, `Path`
+and plain values: reading it cannot run code (pickle's own "restricting globals"). The graph and
+the name resolver are rebuilt from the nodes, so no third-party class is in it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
 import pickle
 import tempfile
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlglot import exp, serde
 
-from sqlops.graph.lineage import LINEAGE_VERSION
+from sqlops.errors import ProjectError
+from sqlops.graph.lineage import LINEAGE_VERSION, Lineage
 from sqlops.project.cache import FORMAT
-
-if TYPE_CHECKING:
-    from sqlops.project.loader import Project
+from sqlops.project.definition import Node
 
 SNAPSHOT = "project.pickle"
 FOLDERS = ("models", "sources", "seeds", "tests", "macros")
@@ -42,7 +47,7 @@ class Asts(Mapping[str, exp.Expr]):
 
     def _unpack(self) -> None:
         if self._blob is not None:
-            self._dumped = pickle.loads(self._blob)
+            self._dumped = _safe_loads(self._blob)
             self._blob = None
 
     def __getitem__(self, key: str) -> exp.Expr:
@@ -96,39 +101,87 @@ def snapshot_key(root: Path, settings: str, lineage: bool) -> str:
     return digest.hexdigest()
 
 
-def read_snapshot(folder: Path | None, key: str) -> Project | None:
+@dataclass(frozen=True)
+class Snapshot:
+    """What a load produced that the files decide; the settings are loaded anew each time."""
+
+    nodes: dict[str, Node]
+    asts: Asts
+    lineage: dict[str, Lineage]
+    broken: list[tuple[str, str, str, ProjectError]]
+
+
+def read_snapshot(folder: Path | None, key: str) -> Snapshot | None:
     if folder is None:
         return None
     try:
-        data = pickle.loads((folder / SNAPSHOT).read_bytes())
-    except Exception:  # missing, damaged or from another version: only a slower load
+        data = _safe_loads((folder / SNAPSHOT).read_bytes())
+        if not isinstance(data, dict) or data.get("key") != key:
+            return None
+        if any(os.environ.get(name) != value for name, value in data["env"].items()):
+            return None
+        if any(not Path(p).is_file() for p in data["files"]):
+            return None
+        asts = Asts({})
+        asts.__setstate__(data["asts"])
+        return Snapshot(data["nodes"], asts, data["lineage"], data["broken"])
+    except Exception:  # missing, damaged, from another version or refused: a slower load
         return None
-    if not isinstance(data, dict) or data.get("key") != key:
-        return None
-    if any(os.environ.get(name) != value for name, value in data["env"].items()):
-        return None
-    if any(not Path(p).is_file() for p in data["files"]):
-        return None
-    project: Project = data["project"]
-    return project
 
 
 def write_snapshot(
     folder: Path | None,
     key: str,
-    project: Project,
+    snapshot: Snapshot,
     env_read: dict[str, str | None],
     files_read: list[str],
 ) -> None:
     if folder is None:
         return
-    data = {"key": key, "env": env_read, "files": files_read, "project": project}
+    data = {
+        "key": key,
+        "env": env_read,
+        "files": files_read,
+        "nodes": snapshot.nodes,
+        "asts": snapshot.asts.__getstate__(),
+        "lineage": snapshot.lineage,
+        "broken": snapshot.broken,
+    }
     with contextlib.suppress(OSError, pickle.PicklingError):
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
         with os.fdopen(fd, "wb") as fh:
             pickle.dump(data, fh, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(tmp, folder / SNAPSHOT)
+
+
+# the only classes a snapshot may name: everything else is refused, so reading runs no code
+_ALLOWED = {
+    ("sqlops.project.definition", "Node"),
+    ("sqlops.project.definition", "Column"),
+    ("sqlops.project.definition", "Kind"),
+    ("sqlops.project.definition", "Materialized"),
+    ("sqlops.assertions.definition", "Assertion"),
+    ("sqlops.assertions.definition", "CheckKind"),
+    ("sqlops.assertions.definition", "Tolerance"),
+    ("sqlops.graph.lineage", "Lineage"),
+    ("sqlops.graph.lineage", "ColumnLineage"),
+    ("sqlops.errors", "ProjectError"),
+    ("pathlib", "Path"),
+    ("pathlib", "PosixPath"),
+    ("pathlib", "WindowsPath"),
+}
+
+
+class _Unpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"a snapshot may not name {module}.{name}")
+
+
+def _safe_loads(data: bytes) -> Any:
+    return _Unpickler(io.BytesIO(data)).load()
 
 
 def _project_files(root: Path) -> list[Path]:

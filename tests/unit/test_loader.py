@@ -662,3 +662,22 @@ def test_a_database_source_counts_by_its_data_not_its_declaration(tmp_path: Path
     changed = fingerprints(project, {"raw.x": "rows 4 hash 2"})
     assert changed["staging.orders"] != before["staging.orders"]
     assert changed["marts.m"] != before["marts.m"]
+
+
+def test_a_planted_snapshot_runs_no_code(tmp_path: Path) -> None:
+    import pickle
+
+    class Payload:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            import os
+
+            return (os.system, (f"touch {tmp_path / 'pwned'}",))
+
+    load(tmp_path, CACHED, use_cache=True)
+    folder = cache_folder(tmp_path)
+    assert folder is not None
+    (folder / "project.pickle").write_bytes(pickle.dumps({"key": Payload()}))
+    project = load(tmp_path, use_cache=True)
+    assert not project.from_snapshot
+    assert not (tmp_path / "pwned").exists()
+    assert project.nodes["marts.m"].column_names == ("id",)
