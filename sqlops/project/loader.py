@@ -20,6 +20,7 @@ from sqlops.project.columns import Analysis, analyze_model, validate_assertions
 from sqlops.project.config import ProjectConfig, Target, find_project_root, load_config
 from sqlops.project.definition import Column, Kind, Materialized, Node
 from sqlops.project.directives import Directive, Scanned, scan
+from sqlops.project.references import drop_schema_qualifiers, missing_column_error, point_at
 from sqlops.project.resolve import Resolver
 from sqlops.project.snapshot import (
     Asts,
@@ -205,9 +206,9 @@ class _Loader:
                     )
                 deps.append(target_id)
                 ref_lines.setdefault(target_id, ref.line)
-                _point_at(table, by_id[target_id].node)
+                point_at(table, by_id[target_id].node)
             if item.ast is not None:
-                _drop_schema_qualifiers(item.ast, set(deps), self.dialect)
+                drop_schema_qualifiers(item.ast, set(deps), self.dialect)
             check_deps: list[str] = []
             assertion_reads: list[str] = []
             assertions = []
@@ -249,7 +250,9 @@ class _Loader:
                         lineage=self.with_lineage,
                     )
                 except MissingColumn as missing:
-                    error = _missing_column_error(missing, item, nodes)
+                    error = missing_column_error(
+                        missing, item.node.path, item.text, item.lines, nodes[missing.node_id]
+                    )
                     self.broken.append((node_id, missing.node_id, missing.column, error))
                     analysis = Analysis(None, None)
                 columns = analysis.columns
@@ -604,52 +607,6 @@ class _Loader:
         if tags:
             changes["tags"] = tuple(dict.fromkeys(tags))
         return replace(node, **changes), assertions  # type: ignore[arg-type]
-
-
-def _missing_column_error(
-    missing: MissingColumn, item: _Parsed, nodes: dict[str, Node]
-) -> ProjectError:
-    upstream = nodes[missing.node_id]
-    known = upstream.column_names or ()
-    line = item.lines(missing.line) if item.lines and missing.line else None
-    column = missing.col if line == missing.line else None  # Jinja may have moved it
-    return ProjectError(
-        f"`{missing.written}`: {upstream.id} has no column `{missing.column}`"
-        f"{did_you_mean(missing.column, known)}",
-        path=item.node.path,
-        line=line,
-        column=column,
-        snippet=snippet_at(item.text, line, column) if line else None,
-        hint=f"{upstream.id} ({upstream.relpath}) has columns: {', '.join(known)}; if the column "
-        "was removed or renamed there, change this model too",
-    )
-
-
-def _point_at(table: exp.Table, node: Node) -> None:
-    """Rewrite a table reference to the node's `schema.name`, keeping what it was called."""
-    alias = table.alias
-    written = table.name
-    table.set("this", exp.to_identifier(node.name))
-    table.set("db", exp.to_identifier(node.schema))
-    table.set("catalog", None)
-    if not alias:
-        table.set("alias", exp.TableAlias(this=exp.to_identifier(written)))
-
-
-def _drop_schema_qualifiers(ast: exp.Expr, tables: set[str], dialect: str) -> None:
-    """`staging.orders.id` becomes `orders.id`: a table is known by its alias once rewritten.
-
-    Only names of tables the query reads; `a.b.c` may also be a field of a struct column.
-    """
-    for column in ast.find_all(exp.Column):
-        db, table = column.args.get("db"), column.args.get("table")
-        if db is None or table is None:
-            continue
-        name = f"{normalize_name(db.name, dialect, db.quoted)}."
-        name += normalize_name(table.name, dialect, table.quoted)
-        if name in tables:
-            column.set("db", None)
-            column.set("catalog", None)
 
 
 def _files(folder: Path, suffix: str) -> list[Path]:
