@@ -23,9 +23,11 @@ class Graph:
             for dep in node.all_deps:
                 self._g.add_edge(dep, node.id)
         try:
-            cycle = nx.find_cycle(self._g)
-        except nx.NetworkXNoCycle:
+            # lexicographic tie-break: the same project always runs in the same order
+            self._order = list(nx.lexicographical_topological_sort(self._g))
             cycle = None
+        except nx.NetworkXUnfeasible:  # only then look for the cycle: finding it costs more
+            cycle = nx.find_cycle(self._g)
         if cycle:
             # edges point from what is read to its reader; show "a -> b" as "a reads b"
             path = [edge[0] for edge in reversed(cycle)]
@@ -40,8 +42,6 @@ class Graph:
                 hint="a model cannot read itself through other models; break one of these "
                 "references (an assertion's references() counts as one too)",
             )
-        # lexicographic tie-break: the same project always runs in the same order
-        self._order = list(nx.lexicographical_topological_sort(self._g))
         self._rank = {n: i for i, n in enumerate(self._order)}
 
     def __contains__(self, node_id: str) -> bool:
