@@ -10,7 +10,6 @@ that column only.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 from sqlglot import exp
 from sqlglot.optimizer.scope import Scope, build_scope
 
+from sqlops.project.cache import content_key
 from sqlops.project.definition import Node
 from sqlops.syntax import normalize_name
 
@@ -101,7 +101,7 @@ def column_lineage(
     columns = []
     for index, name in enumerate(output_names):
         part = walker.column_at(root, index)
-        code = _hash("output", normalize_name(name, dialect), part.code)
+        code = short_hash("output", normalize_name(name, dialect), part.code)
         columns.append(
             ColumnLineage(normalize_name(name, dialect), tuple(sorted(part.reads)), code, part.code)
         )
@@ -312,12 +312,12 @@ class _Walker:
             raise Unknowable(f"unknown table {column.table}")
         node_id = _node_id(source, self.dialect)
         if node_id not in self.nodes:  # a table function or a file read in place
-            return _Part(_hash("table", self._sql(source), name), frozenset())
+            return _Part(short_hash("table", self._sql(source), name), frozenset())
         missing = _missing(source, column, self.nodes, self.dialect)
         if missing is not None:
             raise missing
         folded = normalize_name(name, self.dialect, column.this.quoted)
-        return _Part(_hash("read", node_id, folded), frozenset({(node_id, folded)}))
+        return _Part(short_hash("read", node_id, folded), frozenset({(node_id, folded)}))
 
     def _sql(self, expr: exp.Expr) -> str:
         return expr.sql(self.dialect, comments=False)
@@ -445,12 +445,8 @@ def _order_decides_rows(query: exp.Expr) -> bool:
 def _combine(kind: str, parts: Iterable[_Part], *texts: str) -> _Part:
     parts = list(parts)
     reads: frozenset[Read] = frozenset().union(*(p.reads for p in parts))
-    return _Part(_hash(kind, *texts, *(p.code for p in parts)), reads)
+    return _Part(short_hash(kind, *texts, *(p.code for p in parts)), reads)
 
 
-def _hash(*parts: str) -> str:
-    digest = hashlib.sha256()
-    for part in parts:
-        digest.update(part.encode("utf-8", "surrogatepass"))
-        digest.update(b"\x00")
-    return digest.hexdigest()[:32]
+def shortshort_hash(*parts: str) -> str:
+    return content_key(*parts)[:32]  # 128 bits name a piece of SQL well enough

@@ -8,7 +8,6 @@ files; `--against REF` builds the same definitions from a git ref.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -18,6 +17,7 @@ from sqlglot.errors import SqlglotError
 from sqlglot.optimizer.annotate_types import annotate_types
 from sqlglot.optimizer.qualify import qualify
 
+from sqlops.graph.lineage import short_hash
 from sqlops.project.definition import Kind, Node
 from sqlops.syntax import normalize_name
 
@@ -151,13 +151,13 @@ def _definition(project: Project, node: Node, types: _Types) -> Definition:
     else:
         # a seed's bytes decide its rows; a source's are where it reads them (its columns are
         # compared one by one)
-        rows = _hash(node.canonical if node.kind is Kind.SEED else node.location or "")
+        rows = short_hash(node.canonical if node.kind is Kind.SEED else node.location or "")
         columns = tuple(
             ColumnDefinition(
                 normalize_name(c.name, dialect),
                 c.type,
-                _hash(c.name, c.type or ""),
-                _hash(c.type or ""),
+                short_hash(c.name, c.type or ""),
+                short_hash(c.type or ""),
                 c.description,
             )
             for c in node.columns or ()
@@ -167,7 +167,7 @@ def _definition(project: Project, node: Node, types: _Types) -> Definition:
         kind=node.kind.value,
         path=node.relpath,
         text=node.content_hash,
-        sql=_hash(node.canonical),
+        sql=short_hash(node.canonical),
         rows=rows,
         columns=columns,
         materialized=node.materialized.value if node.kind is Kind.MODEL else "",
@@ -243,11 +243,3 @@ class _Types:
                         project.dialect
                     )
         return found
-
-
-def _hash(*parts: str) -> str:
-    digest = hashlib.sha256()
-    for part in parts:
-        digest.update(part.encode("utf-8", "surrogatepass"))
-        digest.update(b"\x00")
-    return digest.hexdigest()[:32]
