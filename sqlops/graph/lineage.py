@@ -448,5 +448,5 @@ def _combine(kind: str, parts: Iterable[_Part], *texts: str) -> _Part:
     return _Part(short_hash(kind, *texts, *(p.code for p in parts)), reads)
 
 
-def shortshort_hash(*parts: str) -> str:
+def short_hash(*parts: str) -> str:
     return content_key(*parts)[:32]  # 128 bits name a piece of SQL well enough
