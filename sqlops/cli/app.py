@@ -246,7 +246,9 @@ def impact(
     fail_on: Annotated[
         str | None,
         typer.Option(
-            "--fail-on", help="Exit 1 when a change is this bad or worse: breaking or modified."
+            "--fail-on",
+            help="Exit 1 when a change is this bad or worse: breaking, modified, additive or "
+            "metadata.",
         ),
     ] = None,
     target: TargetOpt = None,

@@ -42,10 +42,12 @@ def run_impact(
         try:
             threshold = ChangeClass.parse(fail_on)
         except KeyError:
+            threshold = ChangeClass.COSMETIC
+        if threshold is ChangeClass.COSMETIC:
             raise SqlopsError(
-                f"unknown change class `{fail_on}`",
-                hint="use --fail-on breaking, modified, additive or metadata",
-            ) from None
+                f"--fail-on takes breaking, modified, additive or metadata, not `{fail_on}`",
+                hint="e.g. --fail-on breaking",
+            )
     check_env_name(env)
     if what is None or changed:
         if what is not None:
@@ -57,11 +59,12 @@ def run_impact(
             raise SqlopsError("--upstream needs MODEL.COLUMN", hint="e.g. marts.orders.amount")
         _impact_of_changes(project_dir, target, env, against, fmt, threshold)
         return
-    if fail_on is not None or against is not None:
-        raise SqlopsError(
-            "--fail-on and --against apply to the working tree's changes",
-            hint="leave out MODEL to see what the working tree changes",
-        )
+    for given, option in ((fail_on, "--fail-on"), (against, "--against")):
+        if given is not None:
+            raise SqlopsError(
+                f"{option} applies to the working tree's changes, not to one model",
+                hint="leave out MODEL to see what the working tree changes",
+            )
     project = _load(project_dir, target)
     node_id, column = _model_column(project, what)
     if upstream:
@@ -70,6 +73,10 @@ def run_impact(
         if column is None:
             raise SqlopsError(
                 "--upstream needs a column: MODEL.COLUMN", hint=f"e.g. {node_id}.<column>"
+            )
+        if fmt not in ("tree", "json"):
+            raise SqlopsError(
+                f"--upstream prints a tree or JSON, not {fmt}", hint="use --format tree or json"
             )
         origins = upstream_of(project, node_id, column)
         if fmt == "json":
@@ -153,8 +160,11 @@ def _model_column(project: Project, text: str) -> tuple[str, str | None]:
     names_a_node = text.lower() in project.nodes or any(
         n.name == text.lower() for n in project.nodes.values()
     )
-    if names_a_node or not model:
-        return _one_node(project, text), None
+    model_names = model.lower() in project.nodes or any(
+        n.name == model.lower() for n in project.nodes.values()
+    )
+    if names_a_node or not model or not model_names:
+        return _one_node(project, text), None  # a node, or an error that names what was given
     node_id = _one_node(project, model)
     node = project.nodes[node_id]
     names = node.column_names

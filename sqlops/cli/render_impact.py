@@ -65,6 +65,10 @@ _CLASS_STYLE = {
 def change_report(report: ChangeReport) -> None:
     if not report.changes:
         out.print(f"No changes against {escape(report.against)}.")
+        if report.rebuild:  # new source data, or a partial build that left readers behind
+            out.print(
+                f"a build rebuilds {len(report.rebuild)}: {escape(', '.join(report.rebuild))}"
+            )
         return
     counts = ", ".join(f"{n} {label}" for label, n in sorted(report.counts().items()))
     tree = Tree(f"[bold]Changes against {escape(report.against)}[/]: {counts}")

@@ -24,7 +24,7 @@ from sqlops.syntax import normalize_name
 Read = tuple[str, str]  # (node id, column name as the dialect folds it)
 
 # Part of the parse cache's keys: change it whenever the walk gives other results for the same SQL
-LINEAGE_VERSION = "2"
+LINEAGE_VERSION = "3"
 
 
 @dataclass(frozen=True)
@@ -268,7 +268,35 @@ class _Walker:
                 for i, s in enumerate(query.expressions)
                 if not _aggregates(s, query)
             ]
+        # select items named by alias or position in ORDER BY (with a limit) and DISTINCT ON
+        if _order_decides_rows(query):
+            parts += self._select_refs(scope, query.args["order"])
+        if distinct is not None and distinct.args.get("on") is not None:
+            parts += self._select_refs(scope, distinct.args["on"])
+        # a set-returning function in the select list (unnest) makes rows
+        parts += [
+            self.column_at(scope, i)
+            for i, s in enumerate(query.expressions)
+            if any(_in_scope(f, query) for f in s.find_all(*_ROW_MAKERS))
+        ]
         return _combine("rows", parts, self._row_shape(query))
+
+    def _select_refs(self, scope: Scope, expr: exp.Expr) -> list[_Part]:
+        """Select items an ORDER BY or DISTINCT ON names by alias or position: the scope's
+        columns do not list those."""
+        names = self._names(scope)
+        found = []
+        keys = expr.expressions if isinstance(expr, exp.Tuple | exp.Order) else [expr]
+        for key in keys:
+            key = key.this if isinstance(key, exp.Ordered) else key
+            if isinstance(key, exp.Literal) and key.is_int and 0 < int(key.this) <= len(names):
+                found.append(self.column_at(scope, int(key.this) - 1))
+                continue
+            for column in key.find_all(exp.Column):
+                folded = normalize_name(column.name, self.dialect)
+                if not column.table and id(column) not in self.owner and folded in names:
+                    found.append(self.column_at(scope, names.index(folded)))
+        return found
 
     # -- references ------------------------------------------------------------------------------
 
@@ -431,6 +459,19 @@ def _aggregates(selected: exp.Expr, query: exp.Select) -> bool:
     return any(
         agg.find_ancestor(exp.Window, exp.Query) is query for agg in selected.find_all(exp.AggFunc)
     )
+
+
+# functions that return several rows for one when they stand in a select list
+_ROW_MAKERS: tuple[type[exp.Expr], ...] = tuple(
+    getattr(exp, name)
+    for name in ("Unnest", "Explode", "ExplodeOuter", "Posexplode", "PosexplodeOuter", "Inline")
+    if hasattr(exp, name)
+)
+
+
+def _in_scope(node: exp.Expr, query: exp.Expr) -> bool:
+    """Whether a node belongs to this query, not to a subquery inside it."""
+    return node.find_ancestor(exp.Query) is query
 
 
 def _order_decides_rows(query: exp.Expr) -> bool:

@@ -37,6 +37,8 @@ def against_environment(project: Project, engine: Engine | None, env: str) -> Ch
         plan = plan_build(project, engine, env, list(project.nodes))
         rebuild = [s.node_id for s in plan.to_build]
     name = env if env == "prod" else f"env {env}"
+    if not recorded:
+        name += " (it serves nothing yet)"
     return _report(project, name, recorded, rebuild)
 
 
@@ -107,7 +109,8 @@ def _changes(project: Project, recorded: dict[str, Definition | None]) -> list[C
         for n, d in cheap.items()
         if n not in recorded or recorded[n] is None or _stripped(recorded[n]) != d.without_types()
     ]
-    if not differ:
+    removed = [n for n in recorded if n not in project.nodes]
+    if not differ and not removed:
         return []
     new = dict(cheap)
     new.update(definitions(project, differ))
@@ -180,7 +183,8 @@ def _checkout(root: Path, ref: str, into: Path) -> Path:
             f"git knows no commit `{ref}`",
             hint="name a branch, tag or commit: e.g. --against main or --against origin/main",
         )
-    archive = git("archive", "--format=tar", resolved.stdout.decode().strip(), "--", subdir or ".")
+    # "." is the project folder (git runs there); the archive keeps the path from the top
+    archive = git("archive", "--format=tar", resolved.stdout.decode().strip(), "--", ".")
     if archive.returncode != 0:
         raise SqlopsError(
             f"the project folder does not exist at `{ref}`: "

@@ -96,6 +96,15 @@ def classify(old: Definition | None, new: Definition | None) -> Change | None:
         )
     if old == new or (old.text == new.text and old.sql == new.sql):
         return None  # the same file and SQL: what differs comes from upstream, not from here
+    if new.materialized == "ephemeral" and old.materialized not in ("", "ephemeral"):
+        return Change(
+            new.node,
+            new.kind,
+            new.path,
+            ChangeClass.BREAKING,
+            (f"materialized {old.materialized} -> ephemeral: the environment stops serving it",),
+            removed=tuple(c.name for c in old.columns or ()),
+        )
     reasons: list[str] = []
     meta = _metadata_changes(old, new)
     if old.sql == new.sql and old.rows == new.rows and _same_data(old, new):
@@ -205,6 +214,11 @@ def detect_changes(old: dict[str, Definition | None], new: dict[str, Definition]
     for node_id in sorted(set(old) | set(new)):
         before = old.get(node_id)
         after = new.get(node_id)
+        if before is None and after is None:  # removed, and never recorded
+            changes.append(
+                Change(node_id, "node", "", ChangeClass.BREAKING, ("removed",), deleted=True)
+            )
+            continue
         if node_id in old and before is None and after is not None:
             change: Change | None = Change(
                 after.node,

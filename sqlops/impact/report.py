@@ -72,6 +72,11 @@ class ChangeReport:
         lines = [f"### sqlops impact against `{self.against}`", ""]
         if not self.changes:
             lines.append("No model changed.")
+            if self.rebuild:
+                lines += [
+                    "",
+                    f"**Rebuilt by a build ({len(self.rebuild)}):** " + _names(self.rebuild),
+                ]
             return "\n".join(lines) + "\n"
         summary = ", ".join(f"{n} {label}" for label, n in sorted(self.counts().items()))
         lines += [f"{len(self.changes)} changed ({summary}).", ""]

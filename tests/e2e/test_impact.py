@@ -281,3 +281,12 @@ def test_template_workflow_posts_the_impact_report(shop: Shop, tmp_path: Path) -
     assert comment.startswith("### sqlops impact against `git origin/main`")
     assert "| `staging.orders` | **modified** | column `status` changed |" in comment
     assert (tmp_path / "summary.md").read_text() == comment
+
+
+def test_a_deleted_model_is_a_breaking_change(project: Shop) -> None:
+    (project.root / "models/marts/statuses.sql").unlink()
+    report = json.loads(project.ok("impact", "--json").stdout)
+    [change] = report["changes"]
+    assert change["model"] == "marts.statuses" and change["class"] == "breaking"
+    assert change["deleted"] is True
+    assert project.sqlops("impact", "--fail-on", "breaking").code == 1
