@@ -6,6 +6,7 @@ import io
 import subprocess
 import tarfile
 import tempfile
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -87,22 +88,27 @@ def against_ref(project: Project, ref: str) -> ChangeReport:
 def compare_projects(old: Project, new: Project, against: str) -> ChangeReport:
     """Changes from one loaded project to another; what a build rebuilds is what has a new
     fingerprint (code only: data is not compared)."""
-    recorded: dict[str, Definition | None] = dict(definitions(old, types=False))
-    changed_before = {c.node for c in _changes(new, recorded) if not c.new and not c.deleted}
-    recorded.update(definitions(old, sorted(changed_before)))
     old_fps = fingerprints(old)
     new_fps = fingerprints(new)
     rebuild = [
         n for n, node in new.nodes.items() if node.is_versioned and old_fps.get(n) != new_fps.get(n)
     ]
-    return _report(new, against, recorded, rebuild)
+    recorded: dict[str, Definition | None] = dict(definitions(old, types=False))
+    return _report(new, against, recorded, rebuild, lambda ids: definitions(old, ids))
 
 
-def _changes(project: Project, recorded: dict[str, Definition | None]) -> list[Change]:
-    """Compare cheaply (no types) first; infer types only for what changed."""
+def _changes(
+    project: Project,
+    recorded: dict[str, Definition | None],
+    typed_old: Callable[[list[str]], dict[str, Definition]] | None = None,
+) -> list[Change]:
+    """Compare cheaply (no types) first; infer types only for what changed, on both sides
+    (`typed_old` gives the old side's when the recorded definitions have none)."""
     cheap = definitions(project, types=False)
     recorded = {
-        n: d for n, d in recorded.items() if n not in project.nodes or _versioned(project, n)
+        n: d
+        for n, d in recorded.items()
+        if n not in project.nodes or project.nodes[n].kind is not Kind.TEST
     }
     differ = [
         n
@@ -114,14 +120,12 @@ def _changes(project: Project, recorded: dict[str, Definition | None]) -> list[C
         return []
     new = dict(cheap)
     new.update(definitions(project, differ))
+    if typed_old is not None:
+        recorded.update(typed_old([n for n in differ if recorded.get(n) is not None]))
     same = {n: d for n, d in recorded.items() if n not in differ and n in new}
     for n in same:
         new[n] = recorded[n] or new[n]  # equal but for types: nothing to report
     return detect_changes(recorded, new)
-
-
-def _versioned(project: Project, node_id: str) -> bool:
-    return project.nodes[node_id].kind is not Kind.TEST
 
 
 def _stripped(definition: Definition | None) -> Definition | None:
@@ -129,7 +133,11 @@ def _stripped(definition: Definition | None) -> Definition | None:
 
 
 def _report(
-    project: Project, against: str, recorded: dict[str, Definition | None], rebuild: list[str]
+    project: Project,
+    against: str,
+    recorded: dict[str, Definition | None],
+    rebuild: list[str],
+    typed_old: Callable[[list[str]], dict[str, Definition]] | None = None,
 ) -> ChangeReport:
     broken = tuple(
         BrokenRead(reader, upstream, column, str(error).replace(str(project.root) + "/", ""))
@@ -142,7 +150,7 @@ def _report(
             f"{reader} ({where})"
         )
     changes = []
-    for change in _changes(project, recorded):
+    for change in _changes(project, recorded, typed_old):
         gone = [*change.removed, *(old for old, _ in change.renamed)]
         if any((change.node, c) in readers for c in gone):
             reasons = [reason + _read_by(readers, change.node, reason) for reason in change.reasons]
