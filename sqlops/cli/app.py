@@ -91,6 +91,9 @@ def _select(
     changed = None
     if uses_changed([*(selectors or []), *(exclude or [])]):
         from sqlops.impact.against import changed_in_environment
+        from sqlops.plan.relations import check_env_name
+
+        check_env_name(env)
 
         engine = _engine(project, read_only=True)
         try:
