@@ -142,7 +142,7 @@ def _impact_of_changes(
         render_impact.change_report(report)
     if report.broken:
         raise SqlopsError(
-            f"{len(report.broken)} model(s) read columns that no longer exist",
+            f"{len(report.broken)} model(s) read columns that do not exist",
             hint="fix the readers listed above, or keep the columns",
         )
     worst = report.worst

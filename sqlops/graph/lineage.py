@@ -70,11 +70,12 @@ class Lineage:
 class MissingColumn(Exception):
     """A reference to a column its upstream does not have: the user's mistake, not ours."""
 
-    node_id: str
+    node_id: str  # the upstream node; "" for a CTE or subquery of the same model
     column: str
     written: str  # the reference as written, e.g. `o.amount`
     line: int | None
     col: int | None
+    known: tuple[str, ...] = ()  # a CTE's or subquery's columns
 
 
 class Unknowable(Exception):
@@ -132,7 +133,30 @@ def find_missing_column(
                 missing = _missing(source, column, nodes, dialect)
                 if missing is not None:
                     return missing
+            elif isinstance(source, Scope) and column.table:
+                returned = _all_names(source)
+                if returned is not None and normalize_name(column.name, dialect) not in {
+                    normalize_name(n, dialect) for n in returned
+                }:
+                    meta = column.this.meta
+                    written = column.sql(dialect)
+                    return MissingColumn(
+                        "", column.name, written, meta.get("line"), meta.get("col"), tuple(returned)
+                    )
     return None
+
+
+def _all_names(scope: Scope) -> list[str] | None:
+    """The columns a CTE or subquery returns; None when a `*` leaves them open."""
+    query = scope.expression
+    while isinstance(query, exp.SetOperation):
+        query = query.left
+    if not isinstance(query, exp.Select) or any(
+        isinstance(s, exp.Star) or (isinstance(s, exp.Column) and s.is_star)
+        for s in query.expressions
+    ):
+        return None
+    return list(query.named_selects)
 
 
 class _Walker:

@@ -81,7 +81,7 @@ class ChangeReport:
         summary = ", ".join(f"{n} {label}" for label, n in sorted(self.counts().items()))
         lines += [f"{len(self.changes)} changed ({summary}).", ""]
         if self.broken:
-            lines += ["**Errors: these models read columns that no longer exist**", ""]
+            lines += ["**Errors: these models read columns that do not exist**", ""]
             lines += [f"- `{b.reader}` reads `{b.upstream}.{b.column}`" for b in self.broken]
             lines.append("")
         lines += ["| model | change | what changed |", "| --- | --- | --- |"]

@@ -251,7 +251,7 @@ class _Loader:
                     )
                 except MissingColumn as missing:
                     error = missing_column_error(
-                        missing, item.node.path, item.text, item.lines, nodes[missing.node_id]
+                        missing, item.node.path, item.text, item.lines, nodes.get(missing.node_id)
                     )
                     self.broken.append((node_id, missing.node_id, missing.column, error))
                     analysis = Analysis(None, None)

@@ -14,21 +14,31 @@ from sqlops.syntax import LineMap, normalize_name
 
 
 def missing_column_error(
-    missing: MissingColumn, path: Path, text: str, lines: LineMap | None, upstream: Node
+    missing: MissingColumn, path: Path, text: str, lines: LineMap | None, upstream: Node | None
 ) -> ProjectError:
-    """A model names a column its upstream does not have: where, and how to fix it."""
-    known = upstream.column_names or ()
+    """A model names a column its upstream (or its own CTE or subquery) does not have: where,
+    and how to fix it."""
     line = lines(missing.line) if lines and missing.line else None
     column = missing.col if line == missing.line else None  # Jinja may have moved it
+    if upstream is None:
+        known: tuple[str, ...] = missing.known
+        owner = f"`{missing.written.rpartition('.')[0]}`"
+        hint = f"{owner} returns: {', '.join(known)}; select the column there, or fix the name"
+    else:
+        known = upstream.column_names or ()
+        owner = upstream.id
+        hint = (
+            f"{upstream.id} ({upstream.relpath}) has columns: {', '.join(known)}; if the column "
+            "was removed or renamed there, change this model too"
+        )
     return ProjectError(
-        f"`{missing.written}`: {upstream.id} has no column `{missing.column}`"
+        f"`{missing.written}`: {owner} has no column `{missing.column}`"
         f"{did_you_mean(missing.column, known)}",
         path=path,
         line=line,
         column=column,
         snippet=snippet_at(text, line, column) if line else None,
-        hint=f"{upstream.id} ({upstream.relpath}) has columns: {', '.join(known)}; if the column "
-        "was removed or renamed there, change this model too",
+        hint=hint,
     )
 
 

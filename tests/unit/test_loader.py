@@ -681,3 +681,27 @@ def test_a_planted_snapshot_runs_no_code(tmp_path: Path) -> None:
     assert not project.from_snapshot
     assert not (tmp_path / "pwned").exists()
     assert project.nodes["marts.m"].column_names == ("id",)
+
+
+@pytest.mark.parametrize(
+    ("sql", "written", "known"),
+    [
+        (
+            "WITH c AS (SELECT id FROM staging.orders)\nSELECT c.idd FROM c\n",
+            "c.idd",
+            "`c` returns: id",
+        ),
+        (
+            "SELECT\n    d.amnt\nFROM (SELECT id, amount FROM staging.orders) AS d\n",
+            "d.amnt",
+            "`d` returns: id, amount",
+        ),
+    ],
+)
+def test_a_column_a_cte_or_subquery_lacks_is_an_error(
+    tmp_path: Path, sql: str, written: str, known: str
+) -> None:
+    err = load_error(tmp_path, {**CACHED, "models/marts/bad.sql": sql}, "models/marts/bad.sql", 2)
+    assert f"`{written}`" in err.message and "has no column" in err.message
+    assert err.column is not None
+    assert err.hint is not None and known in err.hint
