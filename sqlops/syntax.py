@@ -157,6 +157,21 @@ def parse_expression(sql: str, dialect: str, path: Path, file_text: str, line: i
     return statements[0]
 
 
+def outer_select(query: exp.Expr) -> exp.Select | None:
+    """The first SELECT of a query: its select list names a union's columns."""
+    while isinstance(query, exp.SetOperation):
+        query = query.left
+    return query if isinstance(query, exp.Select) else None
+
+
+def selects_star(select: exp.Select) -> bool:
+    """Whether a select list has a `*` that qualify could not expand."""
+    return any(
+        isinstance(s, exp.Star) or (isinstance(s, exp.Column) and s.is_star)
+        for s in select.expressions
+    )
+
+
 @functools.lru_cache(maxsize=65536)
 def normalize_name(name: str, dialect: str, quoted: bool = False) -> str:
     """An identifier as the dialect resolves it: DuckDB and PostgreSQL fold unquoted names."""

@@ -19,7 +19,7 @@ from sqlglot.optimizer.scope import Scope, build_scope
 
 from sqlops.project.cache import content_key
 from sqlops.project.definition import Node
-from sqlops.syntax import normalize_name
+from sqlops.syntax import normalize_name, outer_select, selects_star
 
 Read = tuple[str, str]  # (node id, column name as the dialect folds it)
 
@@ -148,13 +148,8 @@ def find_missing_column(
 
 def _all_names(scope: Scope) -> list[str] | None:
     """The columns a CTE or subquery returns; None when a `*` leaves them open."""
-    query = scope.expression
-    while isinstance(query, exp.SetOperation):
-        query = query.left
-    if not isinstance(query, exp.Select) or any(
-        isinstance(s, exp.Star) or (isinstance(s, exp.Column) and s.is_star)
-        for s in query.expressions
-    ):
+    query = outer_select(scope.expression)
+    if query is None or selects_star(query):
         return None
     return list(query.named_selects)
 

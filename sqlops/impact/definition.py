@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 from sqlglot.optimizer.annotate_types import annotate_types
-from sqlglot.optimizer.qualify import qualify
 
 from sqlops.graph.lineage import short_hash
+from sqlops.project.columns import qualified_copy
 from sqlops.project.definition import Kind, Node
-from sqlops.syntax import normalize_name
+from sqlops.syntax import normalize_name, outer_select
 
 if TYPE_CHECKING:
     from sqlops.project.loader import Project
@@ -221,21 +221,13 @@ class _Types:
         schema: dict[str, object] = dict(tables)
         ast = project.asts[node.id]
         try:
-            qualified = qualify(
-                ast.copy(),
-                schema=schema,
-                dialect=project.dialect,
-                validate_qualify_columns=False,
-                quote_identifiers=False,
-            )
+            qualified = qualified_copy(ast, schema, project.dialect)
             typed = annotate_types(qualified, schema=schema, dialect=project.dialect)
         except (SqlglotError, KeyError, ValueError):
             return {}
-        outer = typed
-        while isinstance(outer, exp.SetOperation):
-            outer = outer.left
+        outer = outer_select(typed)
         found: dict[str, str] = {}
-        if isinstance(outer, exp.Select):
+        if outer is not None:
             for selected in outer.expressions:
                 kind = selected.type
                 if kind is not None and not kind.is_type(exp.DataType.Type.UNKNOWN):

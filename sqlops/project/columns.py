@@ -24,7 +24,7 @@ from sqlops.graph.lineage import (
 from sqlops.project.cache import ParseCache, content_key
 from sqlops.project.definition import Column, Kind, Node
 from sqlops.project.resolve import Resolver
-from sqlops.syntax import TableRef, normalize_name
+from sqlops.syntax import TableRef, normalize_name, outer_select, selects_star
 
 
 @dataclass(frozen=True)
@@ -69,19 +69,12 @@ def analyze_model(
         except (KeyError, TypeError, ValueError):
             pass  # a damaged entry is only a cache miss
     try:
-        qualified = qualify(
-            ast.copy(),
-            schema=schema,
-            dialect=dialect,
-            validate_qualify_columns=False,
-            quote_identifiers=False,
-        )
+        qualified = qualified_copy(ast, schema, dialect)
     except (SqlglotError, KeyError, ValueError):
         missing = find_missing_column(ast, nodes, dialect)
         if missing is not None:
             raise missing from None
         return Analysis(None, None)
-    assert isinstance(qualified, exp.Query)
     analysis = Analysis(_output_columns(ast, qualified, dialect), None)
     if lineage and analysis.columns is not None:
         try:
@@ -101,13 +94,25 @@ def analyze_model(
     return analysis
 
 
+def qualified_copy(ast: exp.Expr, schema: dict[str, object], dialect: str) -> exp.Query:
+    """A copy of a model's query with every column qualified against its upstream columns.
+
+    Raises SqlglotError, KeyError or ValueError where sqlglot cannot qualify it.
+    """
+    qualified = qualify(
+        ast.copy(),
+        schema=schema,
+        dialect=dialect,
+        validate_qualify_columns=False,
+        quote_identifiers=False,
+    )
+    assert isinstance(qualified, exp.Query)
+    return qualified
+
+
 def _output_columns(ast: exp.Expr, qualified: exp.Query, dialect: str) -> tuple[Column, ...] | None:
-    outer = qualified
-    while isinstance(outer, exp.SetOperation):
-        outer = outer.left
-    if not isinstance(outer, exp.Select) or any(
-        isinstance(s, exp.Star) or (isinstance(s, exp.Column) and s.is_star) for s in outer.selects
-    ):
+    outer = outer_select(qualified)
+    if outer is None or selects_star(outer):
         return None
     if any(re.fullmatch(r"_col_\d+", name) for name in outer.named_selects):
         return None  # an unaliased expression: only the engine knows what it will be called
@@ -190,10 +195,8 @@ def _engine_names(names: list[str], dialect: str) -> list[str]:
 
 
 def _select_comments(ast: exp.Expr) -> dict[int, str]:
-    outer = ast
-    while isinstance(outer, exp.SetOperation):
-        outer = outer.left
-    if not isinstance(outer, exp.Select):
+    outer = outer_select(ast)
+    if outer is None:
         return {}
     return {
         i: " ".join(c.strip() for c in s.comments)

@@ -43,7 +43,7 @@ class Asts(Mapping[str, exp.Expr]):
         self._parsed = parsed
         self._dumped: dict[str, Any] = {}
         self._blob: bytes | None = None  # the dumps, pickled apart: unpickled only when used
-        self._keys: list[str] = []
+        self._keys = frozenset(parsed)  # every node with a query; the mapping never grows
 
     def _unpack(self) -> None:
         if self._blob is not None:
@@ -60,17 +60,13 @@ class Asts(Mapping[str, exp.Expr]):
         return found
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._parsed.keys() | self._names)
+        return iter(self._keys)
 
     def __len__(self) -> int:
-        return len(self._parsed.keys() | self._names)
+        return len(self._keys)
 
     def __contains__(self, key: object) -> bool:
-        return key in self._parsed or key in self._names
-
-    @property
-    def _names(self) -> set[str]:
-        return set(self._dumped) | set(self._keys)
+        return key in self._keys
 
     def __getstate__(self) -> dict[str, Any]:
         self._unpack()
@@ -82,7 +78,7 @@ class Asts(Mapping[str, exp.Expr]):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self._parsed = {}
         self._dumped = {}
-        self._keys = state["keys"]
+        self._keys = frozenset(state["keys"])
         self._blob = state["blob"]
 
 

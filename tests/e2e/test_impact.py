@@ -48,9 +48,7 @@ def _physical(db: Path) -> dict[str, set[str]]:
 def _served(shop: Shop, view: str) -> str:
     """The physical relation a view of prod reads."""
     [(sql,)] = shop.query(
-        "SELECT sql FROM duckdb_views() WHERE schema_name || '.' || view_name = ?".replace(
-            "?", f"'{view}'"
-        )
+        f"SELECT sql FROM duckdb_views() WHERE schema_name || '.' || view_name = '{view}'"
     )
     return str(sql).split("FROM")[-1].strip().rstrip(";")
 
