@@ -6,18 +6,24 @@ Each query returns at least one row: `__failing` (rows, or 1 for a failed table-
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import sqlglot
 from sqlglot import exp
 
 from sqlops.assertions.definition import Assertion, CheckKind
-from sqlops.assertions.parse import is_aggregate
+from sqlops.assertions.history import ANOMALY, DEFAULT_Z, MIN_VALUES, PREV, expect
+from sqlops.assertions.parse import ROW_COUNT, is_aggregate
 
 SAMPLE_ROWS = 5
 # maps a table as written in the check to the relation (or inlined query) it means here
 Relate = Callable[[exp.Table], exp.Expr]
+
+
+# expression (as prev()/anomaly() name it) -> its recorded values, most recent first
+Recorded = Mapping[str, Sequence[float]]
 
 
 @dataclass(frozen=True)
@@ -25,6 +31,9 @@ class CompiledAssertion:
     assertion: Assertion
     sql: str
     measures: tuple[str, ...] = ()  # names of the measured values, for table-level checks
+    tracked: tuple[str, ...] = ()  # the measures prev() and anomaly() keep a series of
+    expected: dict[str, Any] = field(default_factory=dict)  # what each of them compared with
+    notes: tuple[str, ...] = ()  # e.g. "no baseline yet"
 
     @property
     def returns_measures(self) -> bool:
@@ -37,14 +46,27 @@ def compile_assertion(
     relate: Relate,
     dialect: str,
     target_dialect: str | None = None,
+    recorded: Recorded | None = None,
 ) -> CompiledAssertion:
-    """`this` is the relation under test (a table, or a subquery for ephemeral models)."""
+    """`this` is the relation under test (a table, or a subquery for ephemeral models);
+    `recorded` holds the series prev() and anomaly() compare with."""
     target_dialect = target_dialect or dialect
     this_sql = _from(this, dialect) if this is not None else None
     measures: tuple[str, ...] = ()
     kind = assertion.kind
     if kind is CheckKind.TABLE:
-        sql, measures = _table_level(assertion, this_sql, relate, dialect)
+        written = sqlglot.parse_one(assertion.expression, dialect=dialect)
+        history = _HistoryCalls(written, recorded or {}, dialect)
+        sql, measures = _table_level(assertion, history, this_sql, relate, dialect)
+        final = sqlglot.parse_one(sql, dialect=dialect).sql(target_dialect)
+        return CompiledAssertion(
+            assertion,
+            final,
+            measures,
+            tuple(history.tracked),
+            history.expected,
+            tuple(history.notes),
+        )
     elif kind is CheckKind.QUERY:
         query = _with_relations(sqlglot.parse_one(assertion.expression, dialect=dialect), relate)
         checked = f"SELECT * FROM {this_sql}" if this_sql else "SELECT 1 WHERE FALSE"
@@ -106,10 +128,68 @@ def _failing_rows(assertion: Assertion, relate: Relate, dialect: str) -> str:
     return f"SELECT * FROM __sqlops_checked WHERE NOT ({expression.sql(dialect)})"
 
 
+class _HistoryCalls:
+    """prev(X) becomes X's last recorded value; anomaly(X [, Z]) becomes `X BETWEEN low AND
+    high`. With no value recorded yet, the comparison holding prev() passes, and so does anomaly()
+    until it has enough values to learn from. Each X is measured, to be recorded."""
+
+    def __init__(self, written: exp.Expr, recorded: Recorded, dialect: str) -> None:
+        self.root = written
+        self.tracked: dict[str, exp.Expr] = {}
+        self.expected: dict[str, Any] = {}
+        self.notes: list[str] = []
+        calls = [c for c in written.find_all(exp.Anonymous) if c.name.lower() in (PREV, ANOMALY)]
+        for call in calls:
+            if call.root() is not self.root:  # inside a comparison already assumed to hold
+                continue
+            value = call.expressions[0]
+            key = value.sql(dialect, normalize_functions="lower")
+            self.tracked.setdefault(key, value.copy())
+            values = recorded.get(key, ())
+            label = call.sql(dialect, normalize_functions="lower")
+            if call.name.lower() == PREV:
+                if values:
+                    self.expected[label] = values[0]
+                    self._swap(call, _number(values[0]))
+                else:
+                    self.notes.append(f"no baseline yet for {label}: passes this time")
+                    self._swap(call.find_ancestor(exp.Predicate) or self.root, exp.true())
+                continue
+            z = float(call.expressions[1].name) if len(call.expressions) > 1 else DEFAULT_Z
+            expectation = expect(values, z)
+            if expectation is None:
+                self.notes.append(
+                    f"training: {len(values)} of {MIN_VALUES} values of {key} recorded"
+                )
+                self._swap(call, exp.true())
+            else:
+                self.expected[label] = expectation.to_json()
+                between = exp.Between(
+                    this=value.copy(),
+                    low=_number(expectation.low),
+                    high=_number(expectation.high),
+                )
+                self._swap(call, exp.paren(between, copy=False))
+
+    def _swap(self, node: exp.Expr, replacement: exp.Expr) -> None:
+        if node is self.root:
+            self.root = replacement
+        else:
+            node.replace(replacement)
+
+
+def _number(value: float) -> exp.Expr:
+    return exp.cast(exp.Literal.string(repr(float(value))), exp.DataType.Type.DOUBLE)
+
+
 def _table_level(
-    assertion: Assertion, this_sql: str | None, relate: Relate, dialect: str
+    assertion: Assertion,
+    history: _HistoryCalls,
+    this_sql: str | None,
+    relate: Relate,
+    dialect: str,
 ) -> tuple[str, tuple[str, ...]]:
-    written = sqlglot.parse_one(assertion.expression, dialect=dialect)
+    written = history.root
     # measured values are labelled as the user wrote them, before tables are pointed anywhere
     names: list[str] = []
 
@@ -126,12 +206,15 @@ def _table_level(
     def lift(node: exp.Expr) -> exp.Expr:
         if not _is_measure(node):
             return node
-        if isinstance(node, exp.Anonymous):
-            node = exp.Count(this=exp.Star())
-        measures.append(node.copy())
+        measures.append(_count_rows(node.copy()))
         return exp.column(f"__m{len(measures) - 1}")
 
     lifted = check.transform(lift, copy=True)
+    # what prev() and anomaly() keep a series of is measured whole
+    for key, value in history.tracked.items():
+        if key not in names:
+            names.append(key)
+            measures.append(_with_relations(value.transform(_count_rows), relate))
     select_list = ", ".join(f"{m.sql(dialect)} AS __m{i}" for i, m in enumerate(measures))
     # without an aggregate, reading the model would give one row per row, or none when it is empty
     reads_rows = any(not isinstance(m, exp.Subquery) for m in measures)
@@ -147,6 +230,13 @@ def _table_level(
         f"1 AS __total{measured} FROM __sqlops_measures"
     )
     return sql, tuple(names)
+
+
+def _count_rows(node: exp.Expr) -> exp.Expr:
+    """row_count() is count(*)."""
+    if isinstance(node, exp.Anonymous) and node.name.lower() == ROW_COUNT:
+        return exp.Count(this=exp.Star())
+    return node
 
 
 def _is_measure(node: exp.Expr) -> bool:

@@ -53,6 +53,7 @@ class Assertion:
     where: str | None = None
     tolerate: Tolerance | None = None
     owner: str = ""  # the node id this assertion belongs to; set when attached
+    monitor: bool = False  # added by sqlops ([monitor] in sqlops.toml), not written in a file
 
     @property
     def severity(self) -> str:

@@ -148,13 +148,7 @@ def parse_assertion(
             f"`{check}` is a value, not a condition",
             "compare it with something, e.g. `amount > 0`, `row_count() > 0`, `flag IS TRUE`",
         )
-    for call in expression.find_all(exp.Anonymous):
-        if call.name.lower() in HISTORY_FUNCTIONS:
-            raise fail(
-                f"{call.name.lower()}() needs run history, which this version of sqlops does not "
-                "keep yet",
-                "compare with a fixed value for now, e.g. `row_count() >= 100`",
-            )
+    _check_history_calls(expression, check, fail, dialect)
     aggregates, row_values = _aggregates(expression), _row_values(expression)
     if aggregates and row_values:
         raise fail(
@@ -193,6 +187,48 @@ def parse_assertion(
         tolerate=tolerate,
     )
     return ParsedAssertion(assertion, tuple(refs), tuple(dict.fromkeys(columns)))
+
+
+def _check_history_calls(expression: exp.Expr, check: str, fail: Fail, dialect: str) -> None:
+    """prev(X) and anomaly(X [, Z]) take a value of the whole table: an aggregate, row_count()
+    or a scalar subquery."""
+    bare = expression.unnest() if isinstance(expression, exp.Paren) else expression
+    if isinstance(bare, exp.Anonymous) and bare.name.lower() == "prev":
+        raise fail(
+            f"`{check}` is a value, not a condition",
+            "compare it, e.g. `row_count() >= 0.9 * prev(row_count())`",
+        )
+    for call in expression.find_all(exp.Anonymous):
+        name = call.name.lower()
+        if name not in HISTORY_FUNCTIONS:
+            continue
+        usage = "prev(EXPR)" if name == "prev" else "anomaly(EXPR [, Z])"
+        args = call.expressions
+        if not args or len(args) > (1 if name == "prev" else 2):
+            raise fail(f"{name}() takes {usage}", f"e.g. {name}(row_count()), {name}(avg(amount))")
+        outer = call.find_ancestor(exp.Anonymous)
+        while outer is not None and outer.name.lower() not in HISTORY_FUNCTIONS:
+            outer = outer.find_ancestor(exp.Anonymous)
+        if outer is not None:
+            raise fail(
+                f"{name}() inside {outer.name.lower()}() is not supported",
+                f"write {usage} around a value of the table, e.g. {name}(row_count())",
+            )
+        if call.find_ancestor(exp.Query):
+            raise fail(f"{name}() cannot be used inside a subquery", f"write {usage} in the check")
+        value = args[0]
+        if _row_values(value) or not (_aggregates(value) or value.find(exp.Query)):
+            raise fail(
+                f"{name}() needs a value of the whole table, not `{value.sql(dialect)}`",
+                f"aggregate it, e.g. {name}(row_count()), {name}(sum(amount)), {name}(avg(price))",
+            )
+        if len(args) == 2:
+            z = args[1]
+            if not (isinstance(z, exp.Literal) and z.is_number and float(z.name) > 0):
+                raise fail(
+                    f"anomaly()'s second argument is Z, a positive number, not `{z.sql(dialect)}`",
+                    "e.g. anomaly(row_count(), 4) allows mean ± 4 standard deviations",
+                )
 
 
 def is_table_level(expression: exp.Expr) -> bool:

@@ -103,6 +103,11 @@ def _select(
     return select(project, selectors or [], exclude or [], changed)
 
 
+def _excluded(exclude: list[str] | None) -> list[str]:
+    """--exclude selectors as the run history shows them."""
+    return [f"--exclude {x}" for x in exclude or ()]
+
+
 def _one_node(project: Project, name: str) -> str:
     from sqlops.errors import SelectorError
     from sqlops.graph.selectors import select
@@ -165,10 +170,17 @@ def build(
                 render.plan(plan)
             return
         with _interruptible(), render.progress(len(plan.steps), "building") as listener:
-            result = run_build(project, engine, plan, threads or project.target.threads, listener)
+            result = run_build(
+                project,
+                engine,
+                plan,
+                threads or project.target.threads,
+                listener,
+                [*(selectors or []), *_excluded(exclude)],
+            )
     finally:
         engine.close()
-    _report(result, json_out)
+    _report(project, result, json_out)
 
 
 @contextmanager
@@ -184,14 +196,20 @@ def _interruptible() -> Iterator[None]:
         raise typer.Exit(130) from None
 
 
-def _report(result: RunResult, json_out: bool) -> None:
-    """Print a build or test run; exit 1 when anything failed."""
+def _report(project: Project, result: RunResult, json_out: bool) -> None:
+    """Print a build or test run, send its notifications; exit 1 when anything failed."""
     from sqlops.cli import render
 
     if json_out:
         render.print_json(render.run_json(result))
     else:
         render.run_summary(result)
+    if project.config.notify.enabled:
+        from sqlops.notify.send import send_run
+
+        # a notification that cannot be delivered is reported, and changes nothing else
+        for problem in send_run(project.config.notify, project, result):
+            print(f"warning: notification not delivered: {problem}", file=sys.stderr)
     if not result.ok:
         raise typer.Exit(1)
 
@@ -214,13 +232,15 @@ def test(
     check_env_name(env)
     project = _load(project_dir, target)
     selected = _select(project, selectors, exclude, env)
-    engine = _engine(project, read_only=True)
+    engine = _engine(project)
     try:
         with _interruptible(), render.progress(len(selected), "testing") as listener:
-            result = test_environment(project, engine, env, selected, listener)
+            result = test_environment(
+                project, engine, env, selected, listener, [*(selectors or []), *_excluded(exclude)]
+            )
     finally:
         engine.close()
-    _report(result, json_out)
+    _report(project, result, json_out)
 
 
 @app.command()

@@ -203,6 +203,12 @@ def run_summary(result: RunResult) -> None:
             out.print(f"[yellow]warning[/] {escape(node.node_id)}: {escape(warning)}")
         for check in node.assertions:
             if check.outcome is Outcome.PASS:
+                # "no baseline yet", "training": said once per check the user wrote
+                if check.message and not check.assertion.monitor:
+                    out.print(
+                        f"[dim]note {escape(node.node_id)}: {escape(check.assertion.name)}: "
+                        f"{escape(check.message)}[/]"
+                    )
                 continue
             _assertion(node, check)
     counts = result.counts
@@ -212,10 +218,13 @@ def run_summary(result: RunResult) -> None:
         f", {a['error']} errored" if a["error"] else ""
     )
     out.print()
+    run = f", run {result.run_id}" if result.run_id is not None else ""
     out.print(
         f"[bold]{result.command}[/] {', '.join(parts) or 'nothing to do'}; {checks} "
-        f"[dim]({result.duration:.2f}s)[/]"
+        f"[dim]({result.duration:.2f}s{run})[/]"
     )
+    if result.recovered:
+        out.print(f"[green]recovered:[/] {escape(', '.join(result.recovered))}")
     if result.command == "build":
         if result.promotion_error:
             out.print(
@@ -251,6 +260,8 @@ def _assertion(node: NodeResult, check: Any) -> None:
     if check.outcome is Outcome.ERROR:
         out.print(f"  the assertion's query failed: {escape(check.message or '')}")
         return
+    if check.message:
+        out.print(f"  {escape(check.message)}")
     if check.measured:
         measured = ", ".join(f"{k} = {_value(v)}" for k, v in check.measured.items())
         out.print(f"  measured: {escape(measured)}")
@@ -269,6 +280,12 @@ def _assertion(node: NodeResult, check: Any) -> None:
 
 
 def _value(value: Any) -> str:
+    if isinstance(value, dict) and {"mean", "stddev", "z", "values"} <= value.keys():
+        # what anomaly() expected
+        return (
+            f"expected {value['mean']:.6g} ± {value['z']:g}·{value['stddev']:.6g} "
+            f"(from {value['values']} values)"
+        )
     return "NULL" if value is None else str(value)
 
 
@@ -281,6 +298,8 @@ def run_json(result: RunResult) -> dict[str, Any]:
         "up_to_date": result.up_to_date,
         "promotion_error": result.promotion_error,
         "deployment_id": result.deployment_id,
+        "run_id": result.run_id,
+        "recovered": list(result.recovered),
         "duration": round(result.duration, 3),
         "counts": result.counts,
         "assertion_counts": result.assertion_counts,

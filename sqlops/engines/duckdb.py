@@ -22,6 +22,7 @@ class DuckDBEngine(Engine):
     def __init__(self, con: duckdb.DuckDBPyConnection, path: str) -> None:
         self.con = con
         self.path = path
+        self._depth = 0  # transactions open on this connection
 
     @classmethod
     def open(cls, target: Target, root: Path, *, read_only: bool = False) -> DuckDBEngine:
@@ -82,12 +83,23 @@ class DuckDBEngine(Engine):
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
+        """One transaction; one opened inside it joins it."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
         self.execute("BEGIN TRANSACTION")
+        self._depth = 1
         try:
             yield
         except BaseException:
             self.con.execute("ROLLBACK")
             raise
+        finally:
+            self._depth = 0
         self.execute("COMMIT")
 
     def columns(self, relation: Relation) -> list[tuple[str, str]] | None:

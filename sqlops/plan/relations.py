@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from sqlglot import exp
 
-from sqlops.assertions.compile import CompiledAssertion, compile_assertion
+from sqlops.assertions.compile import CompiledAssertion, Recorded, compile_assertion
 from sqlops.assertions.definition import Assertion
 from sqlops.engines.base import Relation
 from sqlops.errors import SqlopsError
@@ -138,10 +138,18 @@ class Relations:
 
         return relate
 
-    def assertion(self, owner: Node, assertion: Assertion) -> CompiledAssertion:
+    def assertion(
+        self, owner: Node, assertion: Assertion, recorded: Recorded | None = None
+    ) -> CompiledAssertion:
+        """`recorded`: the series prev() and anomaly() of this node compare with."""
         this = None if owner.kind is Kind.TEST else self.of(owner)
         return compile_assertion(
-            assertion, this, self.relate(owner), self.project.dialect, self.target_dialect
+            assertion,
+            this,
+            self.relate(owner),
+            self.project.dialect,
+            self.target_dialect,
+            recorded,
         )
 
 

@@ -13,6 +13,7 @@ import sqlglot
 from sqlglot.errors import SqlglotError
 
 from sqlops.errors import ConfigError, did_you_mean
+from sqlops.notify.settings import NotifySettings, parse_notify
 
 CONFIG_FILE = "sqlops.toml"
 ENGINES = ("duckdb", "postgres", "spark")
@@ -22,7 +23,8 @@ TARGET_SETTINGS = {
     "postgres": {"dsn", "schema"},
     "spark": {"master", "remote", "warehouse"},
 }
-SECTIONS = {"project", "targets", "vars", "notify"}
+SECTIONS = {"project", "targets", "vars", "notify", "monitor"}
+MONITOR_LEVELS = ("warn", "error", "off")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -51,6 +53,14 @@ class Target:
 
 
 @dataclass(frozen=True)
+class MonitorSettings:
+    """[monitor]: the checks sqlops adds to every source. "warn" reports, "error" blocks."""
+
+    source_volume: str = "warn"  # anomaly(row_count()) of each source
+    source_freshness: str = "warn"  # time since its data changed, against the usual interval
+
+
+@dataclass(frozen=True)
 class ProjectConfig:
     root: Path
     name: str
@@ -60,6 +70,8 @@ class ProjectConfig:
     targets: dict[str, Target]
     vars: dict[str, Any] = field(default_factory=dict)
     secrets: frozenset[str] = frozenset()
+    monitor: MonitorSettings = field(default_factory=MonitorSettings)
+    notify: NotifySettings = field(default_factory=NotifySettings)
 
     @property
     def path(self) -> Path:
@@ -196,7 +208,22 @@ def load_config(root: Path) -> ProjectConfig:
     variables = data.get("vars", {})
     if not isinstance(variables, dict):
         raise ConfigError("[vars] must be a table", path=path, line=_line_of(path, "vars", text))
+    monitor = _table(data, "monitor", path, text)
+    _known_keys(monitor, {"source_volume", "source_freshness"}, "monitor", path, text)
+    levels = {}
+    for key in ("source_volume", "source_freshness"):
+        level = monitor.get(key, "warn")
+        if level not in MONITOR_LEVELS:
+            raise ConfigError(
+                f"[monitor] {key} must be one of {', '.join(MONITOR_LEVELS)}, not `{level}`",
+                path=path,
+                line=_line_of(path, key, text),
+                hint=f'write {key} = "warn" (report), "error" (block) or "off"',
+            )
+        levels[key] = level
     return ProjectConfig(
+        monitor=MonitorSettings(**levels),
+        notify=parse_notify(data.get("notify"), path, text),
         root=root,
         name=name,
         dialect=dialect,

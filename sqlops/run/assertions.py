@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from sqlops.errors import EngineError
 from sqlops.run.results import AssertionResult, Outcome
+from sqlops.state.history import number
 
 if TYPE_CHECKING:
+    from sqlops.assertions.compile import Recorded
+    from sqlops.assertions.definition import Assertion
     from sqlops.engines.base import Engine
     from sqlops.plan.relations import Relations
     from sqlops.project.definition import Node
 
 
-def run_assertions(engine: Engine, relations: Relations, node: Node) -> list[AssertionResult]:
+def run_assertions(
+    engine: Engine,
+    relations: Relations,
+    node: Node,
+    recorded: Recorded | None = None,
+    extra: Sequence[Assertion] = (),
+) -> list[AssertionResult]:
+    """`recorded`: the node's series for prev() and anomaly(); `extra`: monitors sqlops adds."""
     results = []
-    for assertion in node.assertions:
-        compiled = relations.assertion(node, assertion)
+    for assertion in (*node.assertions, *extra):
+        compiled = relations.assertion(node, assertion, recorded)
         try:
             result = engine.query(compiled.sql)
         except EngineError as exc:
@@ -30,8 +41,14 @@ def run_assertions(engine: Engine, relations: Relations, node: Node) -> list[Ass
         measured: dict[str, object] = {}
         samples: tuple[tuple[object, ...], ...] = ()
         sample_columns: tuple[str, ...] = ()
+        tracked: dict[str, float] = {}
         if compiled.returns_measures:
             measured = dict(zip(compiled.measures, first[2:], strict=False))
+            for key in compiled.tracked:
+                value = number(measured.get(key))
+                if value is not None:
+                    tracked[key] = value
+            measured.update(compiled.expected)
         elif failing:
             samples = tuple(tuple(r[2:]) for r in result.rows)
             # a helper column a check added, e.g. unique's count of copies, stays with the row
@@ -54,7 +71,9 @@ def run_assertions(engine: Engine, relations: Relations, node: Node) -> list[Ass
                 measured,
                 sample_columns,
                 samples,
+                message="; ".join(compiled.notes) or None,
                 sql=compiled.sql,
+                tracked=tracked,
             )
         )
     return results

@@ -4,14 +4,16 @@ assertions on each new version, and promotion of the environment only when nothi
 from __future__ import annotations
 
 import hashlib
-import subprocess
 import time
+from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlops.engines.base import Engine, Relation
 from sqlops.errors import EngineError, SqlopsError
+from sqlops.gitinfo import Commit, head_commit
 from sqlops.graph.fingerprint import assertions_hash
 from sqlops.impact.definition import Definition, definitions
 from sqlops.plan.builder import Action, Plan, Step, make_plan
@@ -26,6 +28,8 @@ from sqlops.project.definition import Kind, Materialized, Node
 from sqlops.run.assertions import run_assertions
 from sqlops.run.results import Listener, NodeResult, RunResult, Status, quiet
 from sqlops.run.sources import check_source_columns
+from sqlops.run.watch import Watch, read_watch
+from sqlops.state.history import History, Measured, RunContext
 from sqlops.state.store import Deployed, StateStore, Version
 
 if TYPE_CHECKING:
@@ -103,21 +107,23 @@ def _check_views_are_ours(
 
 def data_stamps(project: Project, engine: Engine) -> dict[str, str]:
     """What identifies each source's data now: its file's bytes, or the table's contents."""
-    stamps = {}
-    for node in project.nodes.values():
-        if node.kind is not Kind.SOURCE:
-            continue
-        if node.location:
-            try:
-                stamps[node.id] = f"file {file_hash(project.root / node.location)}"
-            except OSError as exc:
-                raise SqlopsError(
-                    f"cannot read @location file {node.location}: {exc.strerror or exc}",
-                    path=node.path,
-                ) from None
-        else:
-            stamps[node.id] = engine.data_stamp(Relation(node.schema, node.name)) or "missing"
-    return stamps
+    return {
+        node.id: data_stamp(project, engine, node)
+        for node in project.nodes.values()
+        if node.kind is Kind.SOURCE
+    }
+
+
+def data_stamp(project: Project, engine: Engine, node: Node) -> str:
+    if node.location:
+        try:
+            return f"file {file_hash(project.root / node.location)}"
+        except OSError as exc:
+            raise SqlopsError(
+                f"cannot read @location file {node.location}: {exc.strerror or exc}",
+                path=node.path,
+            ) from None
+    return engine.data_stamp(Relation(node.schema, node.name)) or "missing"
 
 
 def build(
@@ -126,10 +132,17 @@ def build(
     plan: Plan,
     threads: int = 1,
     listener: Listener = quiet,
+    selection: Sequence[str] = (),
 ) -> RunResult:
+    """`selection`: the selectors as the user typed them, for the run history."""
     started = time.perf_counter()
     store = StateStore(engine)
     store.ensure()
+    history = History(store)
+    commit = head_commit(project.root)
+    context = RunContext("build", plan.env, project.target.name, tuple(selection), commit)
+    run_id = history.start(context, len(plan.steps))
+    watch = read_watch(history, project, plan.env, [s.node_id for s in plan.steps])
     fps = plan.fingerprints
     relations = Relations(
         project,
@@ -143,6 +156,7 @@ def build(
         engine.create_schema(schema)
 
     results: dict[str, NodeResult] = {}
+    later: list[tuple[Node, NodeResult, str | None]] = []
     in_plan = {s.node_id: s for s in plan.steps}
     pending = list(plan.steps)
     running: dict[Future[NodeResult], Step] = {}
@@ -172,6 +186,8 @@ def build(
                         Status.SKIPPED,
                         message=f"upstream {culprit} did not pass",
                     )
+                    node = project.nodes[step.node_id]
+                    _record(history, run_id, node, step, results[step.node_id], fps, later)
                     listener("done", step.node_id, results[step.node_id])
                     continue
                 if not free:
@@ -179,7 +195,7 @@ def build(
                 pending.remove(step)
                 worker = free.pop()
                 listener("start", step.node_id, None)
-                future = pool.submit(_run_step, project, worker, relations, step, served)
+                future = pool.submit(_run_step, project, worker, relations, step, served, watch)
                 future.worker = worker  # type: ignore[attr-defined]
                 running[future] = step
             if not running:
@@ -190,26 +206,29 @@ def build(
                 # stop the statements in flight; nothing has been promoted yet
                 for forked in engines:
                     forked.interrupt()
+                history.interrupted(run_id)
                 raise
             for future in done:
                 step = running.pop(future)
                 free.append(future.worker)  # type: ignore[attr-defined]
                 result = future.result()
                 results[step.node_id] = result
-                _record(store, project.nodes[step.node_id], step, result, fps)
+                _record(history, run_id, project.nodes[step.node_id], step, result, fps, later)
                 listener("done", step.node_id, result)
     for forked in engines:
         forked.close()
 
     ordered = tuple(results[s.node_id] for s in plan.steps)
     deployment, up_to_date, failure = None, False, None
+    ending = _Ending(history, run_id, plan, ordered, watch, store)
     if all(r.ok for r in ordered):
         try:
-            deployment = _promote(project, engine, store, plan, _git_commit(project.root))
+            deployment = _promote(project, engine, store, plan, commit, ending)
         except EngineError as exc:  # rolled back: the environment is as it was
             failure = exc.message + (f"\n  to fix this: {exc.hint}" if exc.hint else "")
+            ending.done = False  # what it wrote was rolled back too
         up_to_date = deployment is None and failure is None
-    return RunResult(
+    run = RunResult(
         "build",
         plan.env,
         plan,
@@ -219,11 +238,110 @@ def build(
         time.perf_counter() - started,
         up_to_date,
         failure,
+        run_id=run_id,
     )
+    with engine.transaction():
+        history.record_nodes(run_id, later)
+        if not ending.done:
+            ending.write(run.ok)
+        history.finish(run_id, run)
+    return replace(run, recovered=tuple(ending.recovered))
+
+
+class _Ending:
+    """What a build records about itself when it ends, in the transaction that promotes (or in
+    its own when nothing is promoted): measured values, sources seen, incidents."""
+
+    def __init__(
+        self,
+        history: History,
+        run_id: int,
+        plan: Plan,
+        results: tuple[NodeResult, ...],
+        watch: Watch,
+        store: StateStore,
+    ) -> None:
+        self.history, self.run_id, self.plan, self.results = history, run_id, plan, results
+        self.watch, self.store = watch, store
+        self.done = False
+        self.recovered: list[str] = []
+
+    def write(self, ok: bool, carried: Sequence[Step] = ()) -> None:
+        """`ok`: every node passed; `carried`: versions newly served without being measured."""
+        env, history = self.plan.env, self.history
+        steps = {s.node_id: s for s in self.plan.steps}
+        if ok:
+            measured = [
+                Measured(r.node_id, expr, _series_version(steps[r.node_id], self.run_id), value)
+                for r in self.results
+                for a in r.assertions
+                for expr, value in a.tracked.items()
+            ]
+            history.append(env, self.run_id, measured, self.watch.baselines)
+            for step in carried:
+                history.carry(env, self.run_id, step.node_id, step.fingerprint)
+        history.observe_sources(env, self.run_id, self._sources(), self.watch.sources)
+        self.recovered = history.update_incidents(
+            env, self.run_id, failures(self.results), green(self.results)
+        )
+        self.done = True
+
+    def _sources(self) -> dict[str, tuple[int | None, str | None]]:
+        observed: dict[str, tuple[int | None, str | None]] = {}
+        reused = {}
+        for step, result in zip(self.plan.steps, self.results, strict=True):
+            if step.data_stamp is None and step.action is not Action.CHECK_SOURCE:
+                continue
+            if result.rows is None and step.action is Action.REUSE:
+                reused[step.node_id] = step.fingerprint
+            observed[step.node_id] = (result.rows, step.data_stamp)
+        if reused:  # a file source built before: its row count is the version's
+            versions = self.store.versions()
+            for node_id, fingerprint in reused.items():
+                version = versions.get((node_id, fingerprint))
+                observed[node_id] = (version.row_count if version else None, observed[node_id][1])
+        return observed
+
+
+def _series_version(step: Step, run_id: int) -> str:
+    """What a measured value is a value of: the version's fingerprint (a source's includes its
+    data stamp); a standalone test reads whatever changed, so each run is its own."""
+    return step.fingerprint or f"run {run_id}"
+
+
+def failures(results: Sequence[NodeResult]) -> dict[str, str]:
+    """node -> what failed, for each node that failed or could not run."""
+    found = {}
+    for r in results:
+        if r.status is Status.ERROR:
+            found[r.node_id] = r.message or "error"
+        elif r.status is Status.FAILED:
+            failed = [a for a in r.assertions if a.blocks]
+            found[r.node_id] = "; ".join(
+                f"{a.assertion.name} ({a.assertion.location}): "
+                + (a.message or f"{a.failing} failing")
+                for a in failed
+            )
+    return found
+
+
+def green(results: Sequence[NodeResult]) -> list[str]:
+    """Nodes this run checked and found passing every blocking check."""
+    checked = (Status.BUILT, Status.RETESTED, Status.PASSED)
+    return [
+        r.node_id
+        for r in results
+        if r.status in checked and not any(a.blocks for a in r.assertions)
+    ]
 
 
 def _run_step(
-    project: Project, engine: Engine, relations: Relations, step: Step, served: set[Relation]
+    project: Project,
+    engine: Engine,
+    relations: Relations,
+    step: Step,
+    served: set[Relation],
+    watch: Watch,
 ) -> NodeResult:
     node = project.nodes[step.node_id]
     started = time.perf_counter()
@@ -249,8 +367,20 @@ def _run_step(
             hint=exc.hint,
         )
     if step.action is Action.REUSE:
-        return NodeResult(node.id, step.action, Status.REUSED, time.perf_counter() - started)
-    checks = tuple(run_assertions(engine, relations, node))
+        # the same file as before: only how long it has gone unchanged is news
+        fresh = watch.freshness(node, step.data_stamp)
+        if fresh is None:
+            return NodeResult(node.id, step.action, Status.REUSED, time.perf_counter() - started)
+        status = Status.FAILED if fresh.blocks else Status.REUSED
+        return NodeResult(
+            node.id, step.action, status, time.perf_counter() - started, assertions=(fresh,)
+        )
+    checks = tuple(
+        run_assertions(engine, relations, node, watch.recorded(node.id), watch.monitors(node))
+    )
+    fresh = watch.freshness(node, step.data_stamp)
+    if fresh is not None:
+        checks += (fresh,)
     blocked = any(a.blocks for a in checks)
     if blocked:
         status = Status.FAILED
@@ -314,27 +444,46 @@ def _build_version(
 
 
 def _record(
-    store: StateStore, node: Node, step: Step, result: NodeResult, fps: dict[str, str]
+    history: History,
+    run_id: int,
+    node: Node,
+    step: Step,
+    result: NodeResult,
+    fps: dict[str, str],
+    later: list[tuple[Node, NodeResult, str | None]],
 ) -> None:
-    if step.action not in (Action.BUILD, Action.RETEST) or step.physical is None or step.recheck:
+    """A node's result, and the version it built or re-tested, in one transaction. Results that
+    make no version wait in `later`, to be written together when the run ends."""
+    done = (node, result, step.fingerprint)
+    store = history.store
+    if step.action not in (Action.BUILD, Action.RETEST) or step.physical is None:
+        later.append(done)
         return
-    if result.status is Status.ERROR:
+    if step.recheck or result.status in (Status.ERROR, Status.SKIPPED):
+        later.append(done)
         return
-    store.record_version(
-        Version(
-            node.id,
-            step.fingerprint,
-            step.physical,
-            node.relation_kind,
-            "passed" if result.ok else "failed",
-            assertions_hash(node, fps),
-            result.rows,
+    with store.engine.transaction():
+        history.record_nodes(run_id, [done])
+        store.record_version(
+            Version(
+                node.id,
+                step.fingerprint,
+                step.physical,
+                node.relation_kind,
+                "passed" if result.ok else "failed",
+                assertions_hash(node, fps),
+                result.rows,
+            )
         )
-    )
 
 
 def _promote(
-    project: Project, engine: Engine, store: StateStore, plan: Plan, git_commit: str | None
+    project: Project,
+    engine: Engine,
+    store: StateStore,
+    plan: Plan,
+    commit: Commit | None,
+    ending: _Ending,
 ) -> int | None:
     """Point the environment's views at the new versions and record it, in one transaction."""
     if not engine.supports_transactional_ddl:
@@ -349,6 +498,7 @@ def _promote(
         assert step.physical is not None
         deployed.append(Deployed(node.id, step.fingerprint, step.physical, node.relation_kind))
     views = {d.node: env_relation(project.nodes[d.node], plan.env) for d in deployed}
+    deployed_of = {d.node: d for d in deployed}
     # a full build also retires what the project no longer has (a deleted or renamed model)
     full = set(plan.selected) >= set(project.nodes)
     retired = (
@@ -388,7 +538,13 @@ def _promote(
                 engine.drop(view, "view")
         store.retire(plan.env, retired)
         store.set_definitions(plan.env, definitions_now, forget)
-        deployment_id = store.set_deployed(plan.env, deployed, git_commit)
+        deployment_id = store.set_deployed(plan.env, deployed, commit, ending.run_id)
+        carried = [
+            s
+            for s in plan.promoted
+            if s.action is Action.REUSE and current.get(s.node_id) != deployed_of[s.node_id]
+        ]
+        ending.write(True, carried)
     return deployment_id
 
 
@@ -402,24 +558,3 @@ def _definitions(project: Project, node_ids: list[str], recorded: dict[str, str]
         if before is None or before.without_types() != definition.without_types():
             changed.append(node_id)
     return {n: d.to_json() for n, d in definitions(project, changed).items()}
-
-
-def _git_commit(root: Path) -> str | None:
-    """HEAD, with `-dirty` when the working tree has changes: then HEAD is not what shipped."""
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5
-        )
-        if head.returncode != 0 or not head.stdout.strip():
-            return None
-        status = subprocess.run(
-            ["git", "status", "--porcelain", "--", "."],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    dirty = status.returncode != 0 or bool(status.stdout.strip())
-    return head.stdout.strip() + ("-dirty" if dirty else "")

@@ -40,6 +40,7 @@ class AssertionResult:
     samples: tuple[tuple[Any, ...], ...] = ()
     message: str | None = None
     sql: str = ""
+    tracked: dict[str, float] = field(default_factory=dict)  # values prev()/anomaly() record
 
     @property
     def blocks(self) -> bool:
@@ -75,6 +76,8 @@ class RunResult:
     duration: float
     up_to_date: bool = False  # nothing to promote: the environment already serves these versions
     promotion_error: str | None = None  # everything passed, but switching the views failed
+    run_id: int | None = None  # its id in the run history
+    recovered: tuple[str, ...] = ()  # nodes whose open incident this run closed
 
     @property
     def ok(self) -> bool:

@@ -8,22 +8,36 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from sqlops.clock import now
 from sqlops.engines.base import Relation
 from sqlops.errors import SqlopsError
 
 if TYPE_CHECKING:
     from sqlops.engines.base import Engine
+    from sqlops.gitinfo import Commit
 
 META = "sqlops_meta"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # how to bring state of each older version up to the next one
 _MIGRATIONS = {
     # 2: environments remember the definition of each node, for `sqlops impact`
     1: ["CREATE TABLE IF NOT EXISTS {definitions} ({definitions_columns})"],
+    # 3: run history, measured values, source observations, incidents; deployments say which
+    # run made them and when and by whom their commit was made
+    2: [
+        "CREATE TABLE IF NOT EXISTS {runs} ({runs_columns})",
+        "CREATE TABLE IF NOT EXISTS {node_results} ({node_results_columns})",
+        "CREATE TABLE IF NOT EXISTS {assertion_results} ({assertion_results_columns})",
+        "CREATE TABLE IF NOT EXISTS {measurements} ({measurements_columns})",
+        "CREATE TABLE IF NOT EXISTS {source_observations} ({source_observations_columns})",
+        "CREATE TABLE IF NOT EXISTS {incidents} ({incidents_columns})",
+        "ALTER TABLE {deployments} ADD COLUMN IF NOT EXISTS run_id BIGINT",
+        "ALTER TABLE {deployments} ADD COLUMN IF NOT EXISTS commit_time TIMESTAMP",
+        "ALTER TABLE {deployments} ADD COLUMN IF NOT EXISTS author VARCHAR",
+    ],
 }
 
 _TABLES = {
@@ -40,11 +54,45 @@ _TABLES = {
     ),
     "deployments": (
         "id BIGINT PRIMARY KEY, env VARCHAR, deployed_at TIMESTAMP, git_commit VARCHAR, "
-        "nodes VARCHAR"
+        "nodes VARCHAR, run_id BIGINT, commit_time TIMESTAMP, author VARCHAR"
     ),
     # what each node of an environment was when it was last built or checked there (JSON of
     # sqlops.impact.definition.Definition): what `sqlops impact` compares the code with
     "definitions": "env VARCHAR, node VARCHAR, definition VARCHAR, PRIMARY KEY (env, node)",
+    # run history (sqlops.state.history): every build and test, what each node and check did
+    "runs": (
+        "id BIGINT PRIMARY KEY, command VARCHAR, env VARCHAR, target VARCHAR, "
+        "started_at TIMESTAMP, finished_at TIMESTAMP, duration DOUBLE, user_name VARCHAR, "
+        "host VARCHAR, selection VARCHAR, selected INTEGER, git_commit VARCHAR, "
+        "outcome VARCHAR, deployment_id BIGINT, counts VARCHAR, message VARCHAR, "
+        "sqlops_version VARCHAR"
+    ),
+    "node_results": (
+        "run_id BIGINT, node VARCHAR, kind VARCHAR, action VARCHAR, status VARCHAR, "
+        "fingerprint VARCHAR, code_hash VARCHAR, finished_at TIMESTAMP, duration DOUBLE, "
+        "row_count BIGINT, message VARCHAR, PRIMARY KEY (run_id, node)"
+    ),
+    "assertion_results": (
+        "run_id BIGINT, node VARCHAR, name VARCHAR, check_text VARCHAR, severity VARCHAR, "
+        "location VARCHAR, outcome VARCHAR, failing BIGINT, total BIGINT, measured VARCHAR, "
+        "samples VARCHAR, message VARCHAR, code_hash VARCHAR, finished_at TIMESTAMP"
+    ),
+    # the series prev() and anomaly() read: one value per version of the data an environment
+    # served, appended when a run that measured it succeeded
+    "measurements": (
+        "env VARCHAR, node VARCHAR, expr VARCHAR, version VARCHAR, value DOUBLE, "
+        "run_id BIGINT, recorded_at TIMESTAMP"
+    ),
+    # what each source held at each run: volume and freshness monitoring
+    "source_observations": (
+        "run_id BIGINT, env VARCHAR, node VARCHAR, observed_at TIMESTAMP, row_count BIGINT, "
+        "data_stamp VARCHAR, changed_at TIMESTAMP"
+    ),
+    # a failure of a node in an environment, open until a run checks that node green again
+    "incidents": (
+        "id BIGINT PRIMARY KEY, env VARCHAR, node VARCHAR, opened_run BIGINT, "
+        "opened_at TIMESTAMP, reason VARCHAR, closed_run BIGINT, closed_at TIMESTAMP"
+    ),
 }
 _CORE = ("meta", "versions", "environments", "deployments")  # the tables of state version 1
 
@@ -66,10 +114,6 @@ class Deployed:
     fingerprint: str
     physical: Relation
     relation_kind: str
-
-
-def now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class StateStore:
@@ -134,6 +178,11 @@ class StateStore:
                 (str(SCHEMA_VERSION),),
             )
         self._version = SCHEMA_VERSION
+
+    @property
+    def version(self) -> int:
+        """The state version found (after exists() or ensure())."""
+        return self._version
 
     def _t(self, name: str) -> str:
         return self.engine.quote(Relation(META, name))
@@ -234,7 +283,13 @@ class StateStore:
                 [env, *nodes],
             )
 
-    def set_deployed(self, env: str, deployed: list[Deployed], git_commit: str | None) -> int:
+    def set_deployed(
+        self,
+        env: str,
+        deployed: list[Deployed],
+        commit: Commit | None,
+        run_id: int | None = None,
+    ) -> int:
         """Record the environment's new versions and a deployment. Call inside a transaction."""
         stamp = now()
         if deployed:
@@ -248,13 +303,17 @@ class StateStore:
         last = self.engine.query(f"SELECT max(id) FROM {self._t('deployments')}").rows[0][0]
         deployment_id = int(last or 0) + 1
         self.engine.execute(
-            f"INSERT INTO {self._t('deployments')} VALUES (?, ?, ?, ?, ?)",
+            f"INSERT INTO {self._t('deployments')} (id, env, deployed_at, git_commit, nodes, "
+            "run_id, commit_time, author) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 deployment_id,
                 env,
                 stamp,
-                git_commit,
+                commit.sha if commit else None,
                 json.dumps({d.node: d.fingerprint for d in deployed}, sort_keys=True),
+                run_id,
+                commit.time if commit else None,
+                commit.author if commit else None,
             ),
         )
         return deployment_id

@@ -216,8 +216,14 @@ def test_impact_against_a_git_ref(project: Shop) -> None:
 
 
 def test_state_of_version_1_is_migrated(project: Shop) -> None:
+    # state as sqlops 0.1 wrote it: no definitions, no history, deployments of five columns
+    added = ["runs", "node_results", "assertion_results", "measurements"]
+    added += ["source_observations", "incidents", "definitions"]
     con = duckdb.connect(str(project.db))
-    con.execute("DROP TABLE sqlops_meta.definitions")
+    for table in added:
+        con.execute(f"DROP TABLE sqlops_meta.{table}")
+    for column in ("run_id", "commit_time", "author"):
+        con.execute(f"ALTER TABLE sqlops_meta.deployments DROP COLUMN {column}")
     con.execute("UPDATE sqlops_meta.meta SET value = '1' WHERE key = 'schema_version'")
     con.close()
     # read-only commands read old state as it is: nothing recorded, every node counts as changed
@@ -227,9 +233,16 @@ def test_state_of_version_1_is_migrated(project: Shop) -> None:
     # a build migrates it and records the definitions
     project.ok("build")
     assert project.query("SELECT value FROM sqlops_meta.meta WHERE key = 'schema_version'") == [
-        ("2",)
+        ("3",)
     ]
     assert "No changes against prod" in project.ok("impact").stdout
+    # and keeps the history from then on
+    assert project.query("SELECT id, command, outcome FROM sqlops_meta.runs") == [
+        (1, "build", "success")
+    ]
+    assert project.query(
+        "SELECT id, run_id FROM sqlops_meta.deployments ORDER BY id DESC LIMIT 1"
+    ) == [(2, 1)]
 
 
 def _workflow_step(shop: Shop, name: str) -> tuple[dict[str, str], str]:

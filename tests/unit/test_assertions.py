@@ -434,16 +434,98 @@ def test_builtin_with_bad_arguments(text: str, message: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "function"),
+    ("text", "message"),
     [
-        ("row_count() >= 0.9 * prev(row_count())", "prev"),
-        ("anomaly(avg(amount))", "anomaly"),
-        ("anomaly(sum(amount), 2)", "anomaly"),
+        ("prev(row_count())", "is a value, not a condition"),
+        ("anomaly(amount)", "anomaly() needs a value of the whole table, not `amount`"),
+        ("prev(amount) > 0", "prev() needs a value of the whole table"),
+        ("anomaly(sum(amount) + amount)", "needs a value of the whole table"),
+        ("anomaly()", "anomaly() takes anomaly(EXPR [, Z])"),
+        ("prev(row_count(), 2) > 0", "prev() takes prev(EXPR)"),
+        ("anomaly(row_count(), 0)", "Z, a positive number"),
+        ("anomaly(row_count(), 'x')", "Z, a positive number"),
+        ("anomaly(prev(row_count()))", "prev() inside anomaly() is not supported"),
+        ("row_count() > (SELECT prev(count(*)) FROM x)", "cannot be used inside a subquery"),
+        ("amount > prev(max(amount))", "mixes aggregates"),
     ],
 )
-def test_history_functions_are_rejected(text: str, function: str) -> None:
-    err = parse_error(text)
-    assert err.message.startswith(f"{function}() needs run history")
+def test_history_functions_are_checked(text: str, message: str) -> None:
+    assert message in parse_error(text).message
+
+
+def history_check(
+    con: duckdb.DuckDBPyConnection, text: str, recorded: dict[str, list[float]]
+) -> tuple[Checked, Any]:
+    compiled = compile_assertion(
+        parse(text).assertion, exp.to_table("orders"), relate, "duckdb", recorded=recorded
+    )
+    row = con.execute(compiled.sql).fetchone()
+    assert row is not None
+    return Checked(row[0], row[1], [], [], dict(zip(compiled.measures, row[2:], strict=True))), (
+        compiled
+    )
+
+
+def test_prev_is_the_last_recorded_value(con: duckdb.DuckDBPyConnection) -> None:
+    # orders has 6 rows; the last build had 7, the one before 100
+    text = "row_count() >= 0.8 * prev(row_count())"
+    ok, compiled = history_check(con, text, {"row_count()": [7, 100]})
+    assert ok.failing == 0  # 6 >= 5.6
+    assert compiled.expected == {"prev(row_count())": 7}
+    assert compiled.tracked == ("row_count()",)
+    assert ok.measured["row_count()"] == 6
+    bad, _ = history_check(con, text, {"row_count()": [10]})
+    assert bad.failing == 1  # 6 < 8
+
+
+def test_prev_without_a_baseline_passes_and_says_so(con: duckdb.DuckDBPyConnection) -> None:
+    # only the comparison holding prev() is assumed: the rest of the check still counts
+    text = "row_count() > 100 OR sum(amount) >= prev(sum(amount))"
+    checked, compiled = history_check(con, text, {})
+    assert checked.failing == 0
+    assert compiled.notes == ("no baseline yet for prev(sum(amount)): passes this time",)
+    assert checked.measured["sum(amount)"] == 30  # measured, to become the baseline
+    failing, _ = history_check(con, "row_count() > 100 AND sum(amount) >= prev(sum(amount))", {})
+    assert failing.failing == 1
+
+
+def test_prev_of_an_expression_is_measured_whole(con: duckdb.DuckDBPyConnection) -> None:
+    checked, compiled = history_check(
+        con, "sum(amount) / row_count() <= 2 * prev(sum(amount) / row_count())", {}
+    )
+    assert checked.measured["sum(amount) / row_count()"] == 5  # 30 / 6
+    assert compiled.tracked == ("sum(amount) / row_count()",)
+
+
+def test_anomaly_learns_from_the_recorded_values(con: duckdb.DuckDBPyConnection) -> None:
+    series = [6.0, 7.0, 5.0, 6.0, 6.0, 7.0, 5.0]  # mean 6, sample stddev sqrt(4/6) = 0.8165
+    checked, compiled = history_check(con, "anomaly(row_count())", {"row_count()": series})
+    assert checked.failing == 0
+    expected = compiled.expected["anomaly(row_count())"]
+    assert expected["mean"] == 6.0
+    assert expected["stddev"] == pytest.approx(0.816497, abs=1e-6)
+    assert (expected["low"], expected["high"]) == pytest.approx((3.550510, 8.449490), abs=1e-6)
+    # a planted outlier: 6 rows against a history of about 20
+    outlier = [20.0, 21.0, 19.0, 20.0, 20.0, 21.0, 19.0]
+    flagged, _ = history_check(con, "anomaly(row_count())", {"row_count()": outlier})
+    assert flagged.failing == 1
+    # Z widens the band: 20 ± 10·0.8165 still excludes 6, ± 20·0.8165 includes it
+    assert history_check(con, "anomaly(row_count(), 10)", {"row_count()": outlier})[0].failing
+    assert not history_check(con, "anomaly(row_count(), 20)", {"row_count()": outlier})[0].failing
+
+
+def test_anomaly_is_training_on_a_short_series(con: duckdb.DuckDBPyConnection) -> None:
+    checked, compiled = history_check(
+        con, "anomaly(avg(amount))", {"avg(amount)": [100.0, 100.0, 100.0, 100.0]}
+    )
+    assert checked.failing == 0  # avg 6 is far from 100, but 4 values teach nothing yet
+    assert compiled.notes == ("training: 4 of 5 values of avg(amount) recorded",)
+    assert checked.measured["avg(amount)"] == 6
+
+
+def test_anomaly_of_a_constant_series_flags_any_change(con: duckdb.DuckDBPyConnection) -> None:
+    assert not history_check(con, "anomaly(row_count())", {"row_count()": [6.0] * 5})[0].failing
+    assert history_check(con, "anomaly(row_count())", {"row_count()": [7.0] * 5})[0].failing
 
 
 @pytest.mark.parametrize("text", ["amount >= 0", "count(*) > 0", "row_count() > 0"])
