@@ -44,7 +44,19 @@ def test_every_command_is_in_the_readme() -> None:
     commands = {
         c.name or (c.callback.__name__ if c.callback else "") for c in app.registered_commands
     }
-    assert commands == {"init", "build", "test", "impact", "ls", "compile", "show", "diff", "dag"}
+    assert commands == {
+        "init",
+        "build",
+        "test",
+        "impact",
+        "ls",
+        "compile",
+        "show",
+        "diff",
+        "dag",
+        "history",
+        "report",
+    }
     for command in commands:
         assert f"`sqlops {command}" in README, command
 

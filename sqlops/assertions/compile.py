@@ -31,7 +31,8 @@ class CompiledAssertion:
     assertion: Assertion
     sql: str
     measures: tuple[str, ...] = ()  # names of the measured values, for table-level checks
-    tracked: tuple[str, ...] = ()  # the measures prev() and anomaly() keep a series of
+    # measures prev() and anomaly() keep a series of -> the name of that series
+    tracked: dict[str, str] = field(default_factory=dict)
     expected: dict[str, Any] = field(default_factory=dict)  # what each of them compared with
     notes: tuple[str, ...] = ()  # e.g. "no baseline yet"
 
@@ -56,16 +57,11 @@ def compile_assertion(
     kind = assertion.kind
     if kind is CheckKind.TABLE:
         written = sqlglot.parse_one(assertion.expression, dialect=dialect)
-        history = _HistoryCalls(written, recorded or {}, dialect)
+        history = _HistoryCalls(written, recorded or {}, dialect, assertion.where)
         sql, measures = _table_level(assertion, history, this_sql, relate, dialect)
         final = sqlglot.parse_one(sql, dialect=dialect).sql(target_dialect)
         return CompiledAssertion(
-            assertion,
-            final,
-            measures,
-            tuple(history.tracked),
-            history.expected,
-            tuple(history.notes),
+            assertion, final, measures, history.series, history.expected, tuple(history.notes)
         )
     elif kind is CheckKind.QUERY:
         query = _with_relations(sqlglot.parse_one(assertion.expression, dialect=dialect), relate)
@@ -130,22 +126,27 @@ def _failing_rows(assertion: Assertion, relate: Relate, dialect: str) -> str:
 
 class _HistoryCalls:
     """prev(X) becomes X's last recorded value; anomaly(X [, Z]) becomes `X BETWEEN low AND
-    high`. With no value recorded yet, the comparison holding prev() passes, and so does anomaly()
-    until it has enough values to learn from. Each X is measured, to be recorded."""
+    high`. Until every call has enough history (a baseline for prev(), 5 values for anomaly()),
+    the check passes and says why. Each X is measured, to be recorded.
 
-    def __init__(self, written: exp.Expr, recorded: Recorded, dialect: str) -> None:
+    A series is named by X and the check's `where`: `row_count() where country = 'US'` is another
+    series than `row_count()`."""
+
+    def __init__(
+        self, written: exp.Expr, recorded: Recorded, dialect: str, where: str | None
+    ) -> None:
         self.root = written
-        self.tracked: dict[str, exp.Expr] = {}
+        self.tracked: dict[str, exp.Expr] = {}  # measure name -> X
+        self.series: dict[str, str] = {}  # measure name -> the series it is recorded in
         self.expected: dict[str, Any] = {}
         self.notes: list[str] = []
         calls = [c for c in written.find_all(exp.Anonymous) if c.name.lower() in (PREV, ANOMALY)]
         for call in calls:
-            if call.root() is not self.root:  # inside a comparison already assumed to hold
-                continue
             value = call.expressions[0]
             key = value.sql(dialect, normalize_functions="lower")
             self.tracked.setdefault(key, value.copy())
-            values = recorded.get(key, ())
+            self.series[key] = f"{key} where {where}" if where else key
+            values = recorded.get(self.series[key], ())
             label = call.sql(dialect, normalize_functions="lower")
             if call.name.lower() == PREV:
                 if values:
@@ -153,7 +154,6 @@ class _HistoryCalls:
                     self._swap(call, _number(values[0]))
                 else:
                     self.notes.append(f"no baseline yet for {label}: passes this time")
-                    self._swap(call.find_ancestor(exp.Predicate) or self.root, exp.true())
                 continue
             z = float(call.expressions[1].name) if len(call.expressions) > 1 else DEFAULT_Z
             expectation = expect(values, z)
@@ -161,7 +161,6 @@ class _HistoryCalls:
                 self.notes.append(
                     f"training: {len(values)} of {MIN_VALUES} values of {key} recorded"
                 )
-                self._swap(call, exp.true())
             else:
                 self.expected[label] = expectation.to_json()
                 between = exp.Between(
@@ -170,6 +169,9 @@ class _HistoryCalls:
                     high=_number(expectation.high),
                 )
                 self._swap(call, exp.paren(between, copy=False))
+        if self.notes:  # not enough history yet: only the measuring is done
+            self.root = exp.true()
+            self.expected = {}
 
     def _swap(self, node: exp.Expr, replacement: exp.Expr) -> None:
         if node is self.root:

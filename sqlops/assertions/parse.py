@@ -119,6 +119,13 @@ def parse_assertion(
         if not where:
             raise fail("`where` needs a condition")
         where_expr = parse_expression(where, dialect, path, file_text, check_line)
+        for call in where_expr.find_all(exp.Anonymous):
+            if call.name.lower() in HISTORY_FUNCTIONS:
+                raise fail(
+                    f"{call.name.lower()}() cannot be used in `where`",
+                    "compare with history in the check itself, e.g. "
+                    "`sum(amount) >= 0.9 * prev(sum(amount)) where status = 'paid'`",
+                )
         where_sql = where_expr.sql(dialect)
         columns += _own_columns(where_expr)
         refs += [ref for _, ref in table_refs(where_expr, check_line - 1, dialect)]

@@ -521,6 +521,53 @@ def dag(
             render.out.print(f"{escape(n)} [dim]({node.kind.value}){escape(reads)}[/]")
 
 
+@app.command()
+def history(
+    run: Annotated[
+        int | None, typer.Argument(metavar="[RUN]", help="A run's id: show what it did.")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Only runs that included this node.")
+    ] = None,
+    env: Annotated[str | None, typer.Option("--env", "-e", help="Only this environment.")] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(
+            "--status", "-s", help="Only runs that ended so: success, failed, error, interrupted."
+        ),
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="How many runs.", min=1)] = 20,
+    target: TargetOpt = None,
+    project_dir: ProjectDir = None,
+    json_out: JsonOpt = False,
+    debug: Debug = False,
+) -> None:
+    """Recent build and test runs, newest first."""
+    from sqlops.cli.history import show_history
+
+    show_history(run, model, env, status, limit, target, project_dir, json_out)
+
+
+@app.command()
+def report(
+    since: Annotated[
+        str, typer.Option("--since", help="The period: 30d, 12h, 8w, or a date (2026-01-31).")
+    ] = "30d",
+    env: Annotated[str, typer.Option("--env", "-e", help="The environment measured.")] = "prod",
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Also write a self-contained HTML page here.")
+    ] = None,
+    target: TargetOpt = None,
+    project_dir: ProjectDir = None,
+    json_out: JsonOpt = False,
+    debug: Debug = False,
+) -> None:
+    """DataOps metrics over a period: success and failure rates, incidents, DORA, flaky checks."""
+    from sqlops.cli.history import show_report
+
+    show_report(since, env, html, target, project_dir, json_out)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: the one place where errors become messages and exit codes."""
     args = sys.argv[1:] if argv is None else argv

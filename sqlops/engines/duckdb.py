@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -59,18 +60,14 @@ class DuckDBEngine(Engine):
         return cls(con, path)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        try:
+        with _errors(sql):
             self.con.execute(sql, list(params) if params else None)
-        except duckdb.Error as exc:
-            raise EngineError(_message(exc), snippet=_short(sql)) from None
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> QueryResult:
-        try:
+        with _errors(sql):
             cursor = self.con.execute(sql, list(params) if params else None)
             columns = tuple(d[0] for d in cursor.description or ())
             return QueryResult(columns, cursor.fetchall())
-        except duckdb.Error as exc:
-            raise EngineError(_message(exc), snippet=_short(sql)) from None
 
     def interrupt(self) -> None:
         self.con.interrupt()
@@ -95,12 +92,14 @@ class DuckDBEngine(Engine):
         self._depth = 1
         try:
             yield
+            self.execute("COMMIT")
         except BaseException:
-            self.con.execute("ROLLBACK")
+            # a failed COMMIT may have ended the transaction already
+            with contextlib.suppress(duckdb.Error, RuntimeError):
+                self.con.execute("ROLLBACK")
             raise
         finally:
             self._depth = 0
-        self.execute("COMMIT")
 
     def columns(self, relation: Relation) -> list[tuple[str, str]] | None:
         rows = self.query(
@@ -167,6 +166,21 @@ class DuckDBEngine(Engine):
             f"SELECT {select} FROM {self._reader(path)}"
         )
         return self.row_count(relation)
+
+
+@contextmanager
+def _errors(sql: str) -> Iterator[None]:
+    """DuckDB's errors as EngineErrors; a statement stopped by Ctrl-C as KeyboardInterrupt."""
+    try:
+        yield
+    except duckdb.InterruptException:
+        raise KeyboardInterrupt from None
+    except duckdb.Error as exc:
+        raise EngineError(_message(exc), snippet=_short(sql)) from None
+    except RuntimeError as exc:  # DuckDB checks for signals while it runs a statement
+        if "interrupted" in str(exc).lower():
+            raise KeyboardInterrupt from None
+        raise
 
 
 def _message(exc: duckdb.Error) -> str:

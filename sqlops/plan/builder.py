@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
@@ -48,6 +48,7 @@ class Plan:
     fingerprints: dict[str, str]
     # the relation of every versioned node once this plan is promoted: what its checks read
     serving: dict[str, Relation]
+    stamps: dict[str, str] = field(default_factory=dict)  # every source's data stamp
 
     @property
     def to_build(self) -> list[Step]:
@@ -143,6 +144,7 @@ def make_plan(
         tuple(project.graph.topological(added)),
         fps,
         serving,
+        dict(data_stamps or {}),
     )
 
 

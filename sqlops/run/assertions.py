@@ -44,10 +44,25 @@ def run_assertions(
         tracked: dict[str, float] = {}
         if compiled.returns_measures:
             measured = dict(zip(compiled.measures, first[2:], strict=False))
-            for key in compiled.tracked:
+            strange = [k for k in compiled.tracked if measured.get(k) is not None]
+            strange = [k for k in strange if number(measured[k]) is None]
+            if strange:
+                results.append(
+                    AssertionResult(
+                        assertion,
+                        Outcome.ERROR,
+                        measured=measured,
+                        message=f"prev() and anomaly() compare numbers, and {strange[0]} is "
+                        f"{measured[strange[0]]!r}; measure a number, e.g. "
+                        "epoch(max(updated_at)) or count(DISTINCT x)",
+                        sql=compiled.sql,
+                    )
+                )
+                continue
+            for key, series in compiled.tracked.items():
                 value = number(measured.get(key))
                 if value is not None:
-                    tracked[key] = value
+                    tracked[series] = value
             measured.update(compiled.expected)
         elif failing:
             samples = tuple(tuple(r[2:]) for r in result.rows)

@@ -3,6 +3,7 @@ assertions on each new version, and promotion of the environment only when nothi
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from collections.abc import Sequence
@@ -28,7 +29,7 @@ from sqlops.project.definition import Kind, Materialized, Node
 from sqlops.run.assertions import run_assertions
 from sqlops.run.results import Listener, NodeResult, RunResult, Status, quiet
 from sqlops.run.sources import check_source_columns
-from sqlops.run.watch import Watch, read_watch
+from sqlops.run.watch import Watch, observe_sources, read_watch, series_version, unique
 from sqlops.state.history import History, Measured, RunContext
 from sqlops.state.store import Deployed, StateStore, Version
 
@@ -156,11 +157,76 @@ def build(
         engine.create_schema(schema)
 
     results: dict[str, NodeResult] = {}
-    later: list[tuple[Node, NodeResult, str | None]] = []
+    recorder = _Recorder(history, run_id, fps)
+    engines = [engine.fork() for _ in range(max(1, threads))]
+    try:
+        _run_steps(project, plan, relations, served, watch, engines, results, recorder, listener)
+        with engine.transaction():
+            recorder.flush()
+        ordered = tuple(results[s.node_id] for s in plan.steps)
+        observed = observe_sources(
+            project,
+            engine,
+            plan.env,
+            plan.stamps,
+            {r.node_id: r.rows for r in ordered if r.rows is not None},
+        )
+        ending = _Ending(project, history, run_id, plan, ordered, watch, observed)
+        deployment, up_to_date, failure = None, False, None
+        if all(r.ok for r in ordered):
+            try:
+                deployment = _promote(project, engine, store, plan, commit, ending)
+            except EngineError as exc:  # rolled back: the environment is as it was
+                failure = exc.message + (f"\n  to fix this: {exc.hint}" if exc.hint else "")
+                ending.done = False  # what it wrote was rolled back too
+            up_to_date = deployment is None and failure is None
+        run = RunResult(
+            "build",
+            plan.env,
+            plan,
+            ordered,
+            deployment is not None,
+            deployment,
+            time.perf_counter() - started,
+            up_to_date,
+            failure,
+            run_id=run_id,
+        )
+        with engine.transaction():
+            if not ending.done:
+                ending.write(run.ok)
+            history.finish(run_id, run)
+    except KeyboardInterrupt:
+        # stop the statements in flight; nothing has been promoted, or all of it was
+        for forked in engines:
+            forked.interrupt()
+        # keep what was built, so that the next build reuses it
+        with contextlib.suppress(EngineError, KeyboardInterrupt), engine.transaction():
+            recorder.flush()
+        history.interrupted(run_id)
+        raise
+    finally:
+        for forked in engines:
+            forked.close()
+    return replace(run, recovered=tuple(ending.recovered))
+
+
+def _run_steps(
+    project: Project,
+    plan: Plan,
+    relations: Relations,
+    served: set[Relation],
+    watch: Watch,
+    engines: list[Engine],
+    results: dict[str, NodeResult],
+    recorder: _Recorder,
+    listener: Listener,
+) -> None:
+    """Run every step in DAG order, as many at once as there are engines; skip what reads a
+    failure."""
     in_plan = {s.node_id: s for s in plan.steps}
     pending = list(plan.steps)
     running: dict[Future[NodeResult], Step] = {}
-    engines = [engine.fork() for _ in range(max(1, threads))]
     free = list(engines)
 
     def blocked_by(step: Step) -> str | None:
@@ -172,7 +238,7 @@ def build(
     def ready(step: Step) -> bool:
         return all(dep in results for dep in project.nodes[step.node_id].all_deps if dep in in_plan)
 
-    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+    with ThreadPoolExecutor(max_workers=len(engines)) as pool:
         while pending or running:
             for step in list(pending):
                 if not ready(step):
@@ -186,8 +252,7 @@ def build(
                         Status.SKIPPED,
                         message=f"upstream {culprit} did not pass",
                     )
-                    node = project.nodes[step.node_id]
-                    _record(history, run_id, node, step, results[step.node_id], fps, later)
+                    recorder.add(project.nodes[step.node_id], step, results[step.node_id])
                     listener("done", step.node_id, results[step.node_id])
                     continue
                 if not free:
@@ -200,52 +265,14 @@ def build(
                 running[future] = step
             if not running:
                 continue
-            try:
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-            except KeyboardInterrupt:
-                # stop the statements in flight; nothing has been promoted yet
-                for forked in engines:
-                    forked.interrupt()
-                history.interrupted(run_id)
-                raise
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
                 step = running.pop(future)
                 free.append(future.worker)  # type: ignore[attr-defined]
                 result = future.result()
                 results[step.node_id] = result
-                _record(history, run_id, project.nodes[step.node_id], step, result, fps, later)
+                recorder.add(project.nodes[step.node_id], step, result)
                 listener("done", step.node_id, result)
-    for forked in engines:
-        forked.close()
-
-    ordered = tuple(results[s.node_id] for s in plan.steps)
-    deployment, up_to_date, failure = None, False, None
-    ending = _Ending(history, run_id, plan, ordered, watch, store)
-    if all(r.ok for r in ordered):
-        try:
-            deployment = _promote(project, engine, store, plan, commit, ending)
-        except EngineError as exc:  # rolled back: the environment is as it was
-            failure = exc.message + (f"\n  to fix this: {exc.hint}" if exc.hint else "")
-            ending.done = False  # what it wrote was rolled back too
-        up_to_date = deployment is None and failure is None
-    run = RunResult(
-        "build",
-        plan.env,
-        plan,
-        ordered,
-        deployment is not None,
-        deployment,
-        time.perf_counter() - started,
-        up_to_date,
-        failure,
-        run_id=run_id,
-    )
-    with engine.transaction():
-        history.record_nodes(run_id, later)
-        if not ending.done:
-            ending.write(run.ok)
-        history.finish(run_id, run)
-    return replace(run, recovered=tuple(ending.recovered))
 
 
 class _Ending:
@@ -254,59 +281,53 @@ class _Ending:
 
     def __init__(
         self,
+        project: Project,
         history: History,
         run_id: int,
         plan: Plan,
         results: tuple[NodeResult, ...],
         watch: Watch,
-        store: StateStore,
+        observed: dict[str, tuple[int | None, str | None]],
     ) -> None:
-        self.history, self.run_id, self.plan, self.results = history, run_id, plan, results
-        self.watch, self.store = watch, store
+        self.project, self.history, self.run_id = project, history, run_id
+        self.plan, self.results, self.watch, self.observed = plan, results, watch, observed
         self.done = False
         self.recovered: list[str] = []
 
     def write(self, ok: bool, carried: Sequence[Step] = ()) -> None:
-        """`ok`: every node passed; `carried`: versions newly served without being measured."""
+        """`ok`: the run succeeded; `carried`: versions newly served without being measured.
+
+        A node's values join the environment's series when the run succeeded, or when the node
+        is a table read in place that passed (its data is the world's, not a version to
+        promote). A version that passed in a run that failed keeps its values aside, for the
+        day it is promoted."""
         env, history = self.plan.env, self.history
-        steps = {s.node_id: s for s in self.plan.steps}
-        if ok:
-            measured = [
-                Measured(r.node_id, expr, _series_version(steps[r.node_id], self.run_id), value)
-                for r in self.results
-                for a in r.assertions
+        joined: list[Measured] = []
+        aside: list[Measured] = []
+        for step, result in zip(self.plan.steps, self.results, strict=True):
+            if not result.ok:
+                continue
+            version = step.fingerprint or series_version(
+                self.project, step.node_id, self.plan.fingerprints
+            )
+            values = [
+                Measured(step.node_id, expr, version, value)
+                for a in result.assertions
                 for expr, value in a.tracked.items()
             ]
-            history.append(env, self.run_id, measured, self.watch.baselines)
-            for step in carried:
-                history.carry(env, self.run_id, step.node_id, step.fingerprint)
-        history.observe_sources(env, self.run_id, self._sources(), self.watch.sources)
+            if ok or step.action is Action.CHECK_SOURCE:
+                joined += values
+            elif step.physical is not None:
+                aside += values
+        history.append(env, self.run_id, unique(joined), self.watch.baselines)
+        history.keep_aside(self.run_id, unique(aside))
+        for step in carried:
+            history.carry(env, self.run_id, step.node_id, step.fingerprint)
+        history.observe_sources(env, self.run_id, self.observed, self.watch.sources)
         self.recovered = history.update_incidents(
             env, self.run_id, failures(self.results), green(self.results)
         )
         self.done = True
-
-    def _sources(self) -> dict[str, tuple[int | None, str | None]]:
-        observed: dict[str, tuple[int | None, str | None]] = {}
-        reused = {}
-        for step, result in zip(self.plan.steps, self.results, strict=True):
-            if step.data_stamp is None and step.action is not Action.CHECK_SOURCE:
-                continue
-            if result.rows is None and step.action is Action.REUSE:
-                reused[step.node_id] = step.fingerprint
-            observed[step.node_id] = (result.rows, step.data_stamp)
-        if reused:  # a file source built before: its row count is the version's
-            versions = self.store.versions()
-            for node_id, fingerprint in reused.items():
-                version = versions.get((node_id, fingerprint))
-                observed[node_id] = (version.row_count if version else None, observed[node_id][1])
-        return observed
-
-
-def _series_version(step: Step, run_id: int) -> str:
-    """What a measured value is a value of: the version's fingerprint (a source's includes its
-    data stamp); a standalone test reads whatever changed, so each run is its own."""
-    return step.fingerprint or f"run {run_id}"
 
 
 def failures(results: Sequence[NodeResult]) -> dict[str, str]:
@@ -443,38 +464,48 @@ def _build_version(
     return engine.row_count(physical)
 
 
-def _record(
-    history: History,
-    run_id: int,
-    node: Node,
-    step: Step,
-    result: NodeResult,
-    fps: dict[str, str],
-    later: list[tuple[Node, NodeResult, str | None]],
-) -> None:
-    """A node's result, and the version it built or re-tested, in one transaction. Results that
-    make no version wait in `later`, to be written together when the run ends."""
-    done = (node, result, step.fingerprint)
-    store = history.store
-    if step.action not in (Action.BUILD, Action.RETEST) or step.physical is None:
-        later.append(done)
-        return
-    if step.recheck or result.status in (Status.ERROR, Status.SKIPPED):
-        later.append(done)
-        return
-    with store.engine.transaction():
-        history.record_nodes(run_id, [done])
-        store.record_version(
-            Version(
-                node.id,
-                step.fingerprint,
-                step.physical,
-                node.relation_kind,
-                "passed" if result.ok else "failed",
-                assertions_hash(node, fps),
-                result.rows,
-            )
+class _Recorder:
+    """Records each node's result and the version it built or re-tested. Writes are batched, a
+    transaction at most every second: a version whose record a crash lost is dropped and built
+    again by the next build (see _build_version), so batching loses work, never state."""
+
+    def __init__(self, history: History, run_id: int, fps: dict[str, str]) -> None:
+        self.history, self.run_id, self.fps = history, run_id, fps
+        self.results: list[tuple[Node, NodeResult, str | None]] = []
+        self.versions: list[Version] = []
+        self.flushed = time.perf_counter()
+
+    def add(self, node: Node, step: Step, result: NodeResult) -> None:
+        self.results.append((node, result, step.fingerprint))
+        records = (
+            step.action in (Action.BUILD, Action.RETEST)
+            and step.physical is not None
+            and not step.recheck
+            and result.status not in (Status.ERROR, Status.SKIPPED)
         )
+        if records:
+            assert step.physical is not None
+            self.versions.append(
+                Version(
+                    node.id,
+                    step.fingerprint,
+                    step.physical,
+                    node.relation_kind,
+                    "passed" if result.ok else "failed",
+                    assertions_hash(node, self.fps),
+                    result.rows,
+                )
+            )
+        if self.versions and time.perf_counter() - self.flushed > 1.0:
+            with self.history.engine.transaction():
+                self.flush()
+
+    def flush(self) -> None:
+        """Write what is pending. Call inside a transaction."""
+        self.history.record_nodes(self.run_id, self.results)
+        self.history.store.record_versions(self.versions)
+        self.results, self.versions = [], []
+        self.flushed = time.perf_counter()
 
 
 def _promote(

@@ -18,7 +18,7 @@ from sqlops.run.assertions import run_assertions
 from sqlops.run.executor import data_stamps, failures, green
 from sqlops.run.results import Listener, NodeResult, RunResult, Status, quiet
 from sqlops.run.sources import check_source_columns
-from sqlops.run.watch import read_watch
+from sqlops.run.watch import observe_sources, read_watch, series_version, unique
 from sqlops.state.history import History, Measured, RunContext
 from sqlops.state.store import StateStore
 
@@ -47,15 +47,13 @@ def test_environment(
     watch = read_watch(history, project, env, selected)
     deployed = store.environment(env)
     nodes = [project.nodes[n] for n in selected]
-    # what identifies the data each value is measured on, as a build names it
-    stamps: dict[str, str] = {}
-    fps: dict[str, str] = {}
-    if any(n.kind is Kind.SOURCE or n.is_ephemeral for n in nodes):
-        stamps = data_stamps(project, engine)
-        fps = fingerprints(project, stamps)
+    # what identifies the data each value is measured on, as a build names it: the version the
+    # environment serves, else (a table read in place, an ephemeral model) what a build would
+    stamps = data_stamps(project, engine)
+    versions = {**fingerprints(project, stamps)}
+    versions.update({node_id: d.fingerprint for node_id, d in deployed.items()})
     relations = Relations(project, lambda node: env_relation(node, env), engine.dialect)
     results: list[NodeResult] = []
-    versions: dict[str, str] = {}
     broken: set[str] = set()  # could not be checked at all: what reads them is skipped
     for node in nodes:
         node_id = node.id
@@ -120,31 +118,25 @@ def test_environment(
                 )
         if result.status is Status.ERROR:
             broken.add(node_id)
-        versions[node_id] = (
-            deployed[node_id].fingerprint if node_id in deployed else fps.get(node_id, "")
-        ) or f"run {run_id}"
         results.append(result)
         listener("done", node_id, result)
     run = RunResult(
         "test", env, None, tuple(results), False, None, time.perf_counter() - started, run_id=run_id
     )
     measured = [
-        Measured(r.node_id, expr, versions[r.node_id], value)
+        Measured(r.node_id, expr, series_version(project, r.node_id, versions), value)
         for r in results
         if r.status is Status.PASSED
         for a in r.assertions
         for expr, value in a.tracked.items()
     ]
-    observed = {
-        r.node_id: (r.rows, stamps.get(r.node_id))
-        for r in results
-        if project.nodes[r.node_id].kind is Kind.SOURCE and r.status is not Status.SKIPPED
-    }
+    counted = {r.node_id: r.rows for r in results if r.rows is not None}
+    observed = observe_sources(project, engine, env, stamps, counted)
     with engine.transaction():
         history.record_nodes(
-            run_id, [(project.nodes[r.node_id], r, versions[r.node_id]) for r in results]
+            run_id, [(project.nodes[r.node_id], r, versions.get(r.node_id)) for r in results]
         )
-        history.append(env, run_id, measured, watch.baselines)
+        history.append(env, run_id, unique(measured), watch.baselines)
         history.observe_sources(env, run_id, observed, watch.sources)
         recovered = history.update_incidents(env, run_id, failures(results), green(results))
         history.finish(run_id, run)

@@ -90,7 +90,12 @@ def code_hash(node: Node, assertion: Assertion | None = None) -> str:
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, default=str, sort_keys=True)
+    """Numbers stay numbers (DECIMAL included); dates and the rest become text."""
+    return json.dumps(value, default=_plain, sort_keys=True)
+
+
+def _plain(value: Any) -> Any:
+    return float(value) if isinstance(value, Decimal) else str(value)
 
 
 class History:
@@ -260,6 +265,21 @@ class History:
                     f"INSERT INTO {self._t('measurements')} VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (env, m.node, m.expr, m.version, m.value, run_id, stamp),
                 )
+
+    def keep_aside(self, run_id: int, measured: Iterable[Measured]) -> None:
+        """Values of versions a failed run built and tested: no environment's baseline, kept for
+        carry() when the version is promoted later. Call inside a transaction."""
+        stamp = now()
+        for m in measured:
+            self.engine.execute(
+                f"DELETE FROM {self._t('measurements')} WHERE env = '' AND node = ? "
+                "AND expr = ? AND version = ?",
+                (m.node, m.expr, m.version),
+            )
+            self.engine.execute(
+                f"INSERT INTO {self._t('measurements')} VALUES ('', ?, ?, ?, ?, ?, ?)",
+                (m.node, m.expr, m.version, m.value, run_id, stamp),
+            )
 
     def carry(self, env: str, run_id: int, node_id: str, version: str) -> None:
         """A version promoted without being measured here brings the values measured when it was

@@ -201,25 +201,25 @@ class StateStore:
             for r in rows
         }
 
-    def record_version(self, version: Version) -> None:
-        with self.engine.transaction():
+    def record_versions(self, versions: list[Version]) -> None:
+        """Record versions built or re-tested, replacing earlier records of them. Call inside a
+        transaction."""
+        stamp = now()
+        for start in range(0, len(versions), 200):
+            part = versions[start : start + 200]
+            keys = " OR ".join(["(node = ? AND fingerprint = ?)"] * len(part))
             self.engine.execute(
-                f"DELETE FROM {self._t('versions')} WHERE node = ? AND fingerprint = ?",
-                (version.node, version.fingerprint),
+                f"DELETE FROM {self._t('versions')} WHERE {keys}",
+                [value for v in part for value in (v.node, v.fingerprint)],
             )
+            values: list[object] = []
+            for v in part:
+                values += [v.node, v.fingerprint, v.physical.schema, v.physical.name]
+                values += [v.relation_kind, v.status, v.assertions_hash, v.row_count, stamp]
             self.engine.execute(
-                f"INSERT INTO {self._t('versions')} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    version.node,
-                    version.fingerprint,
-                    version.physical.schema,
-                    version.physical.name,
-                    version.relation_kind,
-                    version.status,
-                    version.assertions_hash,
-                    version.row_count,
-                    now(),
-                ),
+                f"INSERT INTO {self._t('versions')} VALUES "
+                + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(part)),
+                values,
             )
 
     # -- environments ---------------------------------------------------------------------------

@@ -390,3 +390,8 @@ def test_ctrl_c_stops_the_build_and_promotes_nothing(built_shop: Shop) -> None:
     assert built_shop.query(
         "SELECT count(*) FROM information_schema.tables WHERE table_name = 'slow'"
     ) == [(0,)]
+    # the history says so; what finished before the signal is recorded, and reused next time
+    assert built_shop.query("SELECT id, outcome FROM sqlops_meta.runs ORDER BY id") == [
+        (1, "success"),
+        (2, "interrupted"),
+    ]

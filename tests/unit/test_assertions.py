@@ -447,6 +447,7 @@ def test_builtin_with_bad_arguments(text: str, message: str) -> None:
         ("anomaly(prev(row_count()))", "prev() inside anomaly() is not supported"),
         ("row_count() > (SELECT prev(count(*)) FROM x)", "cannot be used inside a subquery"),
         ("amount > prev(max(amount))", "mixes aggregates"),
+        ("row_count() > 0 where amount > prev(avg(amount))", "prev() cannot be used in `where`"),
     ],
 )
 def test_history_functions_are_checked(text: str, message: str) -> None:
@@ -472,21 +473,31 @@ def test_prev_is_the_last_recorded_value(con: duckdb.DuckDBPyConnection) -> None
     ok, compiled = history_check(con, text, {"row_count()": [7, 100]})
     assert ok.failing == 0  # 6 >= 5.6
     assert compiled.expected == {"prev(row_count())": 7}
-    assert compiled.tracked == ("row_count()",)
+    assert compiled.tracked == {"row_count()": "row_count()"}
     assert ok.measured["row_count()"] == 6
     bad, _ = history_check(con, text, {"row_count()": [10]})
     assert bad.failing == 1  # 6 < 8
 
 
 def test_prev_without_a_baseline_passes_and_says_so(con: duckdb.DuckDBPyConnection) -> None:
-    # only the comparison holding prev() is assumed: the rest of the check still counts
-    text = "row_count() > 100 OR sum(amount) >= prev(sum(amount))"
-    checked, compiled = history_check(con, text, {})
-    assert checked.failing == 0
-    assert compiled.notes == ("no baseline yet for prev(sum(amount)): passes this time",)
-    assert checked.measured["sum(amount)"] == 30  # measured, to become the baseline
-    failing, _ = history_check(con, "row_count() > 100 AND sum(amount) >= prev(sum(amount))", {})
-    assert failing.failing == 1
+    # the whole check passes, whatever holds prev(): under NOT, assuming the comparison would fail
+    for text in (
+        "row_count() > 100 AND sum(amount) >= prev(sum(amount))",
+        "NOT (sum(amount) < prev(sum(amount)))",
+    ):
+        checked, compiled = history_check(con, text, {})
+        assert checked.failing == 0
+        assert compiled.notes == ("no baseline yet for prev(sum(amount)): passes this time",)
+        assert checked.measured["sum(amount)"] == 30  # measured, to become the baseline
+
+
+def test_a_series_is_named_by_its_where(con: duckdb.DuckDBPyConnection) -> None:
+    text = "row_count() >= prev(row_count()) where status = 'paid'"
+    recorded = {"row_count()": [100.0], "row_count() where status = 'paid'": [3.0]}
+    checked, compiled = history_check(con, text, recorded)
+    assert compiled.tracked == {"row_count()": "row_count() where status = 'paid'"}
+    assert compiled.expected == {"prev(row_count())": 3.0}
+    assert checked.failing == 0  # 3 paid rows, as before; all rows (6) would be less than 100
 
 
 def test_prev_of_an_expression_is_measured_whole(con: duckdb.DuckDBPyConnection) -> None:
@@ -494,7 +505,7 @@ def test_prev_of_an_expression_is_measured_whole(con: duckdb.DuckDBPyConnection)
         con, "sum(amount) / row_count() <= 2 * prev(sum(amount) / row_count())", {}
     )
     assert checked.measured["sum(amount) / row_count()"] == 5  # 30 / 6
-    assert compiled.tracked == ("sum(amount) / row_count()",)
+    assert list(compiled.tracked) == ["sum(amount) / row_count()"]
 
 
 def test_anomaly_learns_from_the_recorded_values(con: duckdb.DuckDBPyConnection) -> None:

@@ -27,3 +27,5 @@ GROUP BY ALL
 -- @assert returned_order_count <= order_count
 -- @assert sum(lifetime_value) = (SELECT sum(p.amount) FROM staging.payments AS p JOIN staging.orders AS o USING (order_id) WHERE o.status <> 'returned')
 -- @warn most_customers_ordered: count(first_order_date) >= 0.8 * row_count()
+-- @warn row_count() >= 0.9 * prev(row_count())
+-- @warn anomaly(avg(lifetime_value))
