@@ -93,17 +93,18 @@ def built_shop(shop: Shop) -> Shop:
 def make_project(tmp_path: Path) -> Callable[[dict[str, str]], Shop]:
     """A project from a dict of relative path -> file text; sqlops.toml is added if missing."""
 
-    def make(files: dict[str, str]) -> Shop:
-        root = tmp_path / "proj"
-        files = {
-            "sqlops.toml": '[project]\nname = "proj"\n\n[targets.local]\nengine = "duckdb"\n'
-            'path = "proj.duckdb"\n',
-            **files,
-        }
-        for rel, text in files.items():
-            path = root / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-        return Shop(root)
+    return lambda files: write_project(tmp_path / "proj", files)
 
-    return make
+
+def write_project(root: Path, files: dict[str, str]) -> Shop:
+    """Write a project's files (relative path -> text); sqlops.toml is added if missing."""
+    files = {
+        "sqlops.toml": '[project]\nname = "proj"\n\n[targets.local]\nengine = "duckdb"\n'
+        'path = "proj.duckdb"\n',
+        **files,
+    }
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return Shop(root)

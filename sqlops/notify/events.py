@@ -16,13 +16,13 @@ if TYPE_CHECKING:
 class Event:
     kind: str  # "failure" | "warning" | "deploy" | "recovered"
     env: str
-    node: str | None
-    owner: str | None
-    assertion: str | None  # the assertion's name
-    check: str | None  # the check as written
-    location: str | None  # file:line
-    failing: int | None  # failing rows; None for a table-level check or one that errored
-    message: str | None
+    node: str | None = None
+    owner: str | None = None
+    assertion: str | None = None  # the assertion's name
+    check: str | None = None  # the check as written
+    location: str | None = None  # file:line
+    failing: int | None = None  # failing rows; None for a table-level check or one that errored
+    message: str | None = None
     total: int | None = None  # rows checked
 
 
@@ -41,11 +41,8 @@ def events_of(project: Project, result: RunResult, *, recovered: Sequence[str] =
                     env,
                     node.node_id,
                     owner,
-                    None,
-                    None,
-                    node.location or _relpath(project, node.node_id),
-                    None,
-                    node.message or "the build step failed",
+                    location=node.location or _relpath(project, node.node_id),
+                    message=node.message or "the build step failed",
                 )
             )
         for check in node.assertions:
@@ -58,13 +55,7 @@ def events_of(project: Project, result: RunResult, *, recovered: Sequence[str] =
             Event(
                 "failure",
                 env,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                f"promoting {env} failed and was rolled back: {result.promotion_error}",
+                message=f"promoting {env} failed and was rolled back: {result.promotion_error}",
             )
         )
     events = failures + warnings
@@ -75,11 +66,8 @@ def events_of(project: Project, result: RunResult, *, recovered: Sequence[str] =
                 env,
                 node_id,
                 _owner(project, node_id),
-                None,
-                None,
-                _relpath(project, node_id),
-                None,
-                "its blocking assertions pass again",
+                location=_relpath(project, node_id),
+                message="its blocking assertions pass again",
             )
         )
     if result.promoted:
@@ -89,13 +77,7 @@ def events_of(project: Project, result: RunResult, *, recovered: Sequence[str] =
             Event(
                 "deploy",
                 env,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                f"deployment {result.deployment_id}: {count} nodes promoted, {built} built",
+                message=f"deployment {result.deployment_id}: {count} nodes promoted, {built} built",
             )
         )
     return events

@@ -45,19 +45,8 @@ class Watch:
         level = self.settings.source_volume
         if node.kind is not Kind.SOURCE or level == "off":
             return ()
-        return (
-            Assertion(
-                VOLUME,
-                CheckKind.TABLE,
-                blocking=level == "error",
-                text="anomaly(row_count())",
-                path=node.relpath,
-                line=1,
-                expression="anomaly(row_count())",
-                owner=node.id,
-                monitor=True,
-            ),
-        )
+        check = "anomaly(row_count())"
+        return (_monitor(node, VOLUME, level, check, expression=check),)
 
     def freshness(self, node: Node, stamp: str | None) -> AssertionResult | None:
         """How long a source's data has gone unchanged, against the usual time between its
@@ -73,15 +62,8 @@ class Watch:
         age = _hours(self.at - changes[0])
         intervals = [_hours(a - b) for a, b in itertools.pairwise(changes)]
         expectation = expect(intervals, DEFAULT_Z)
-        check = Assertion(
-            FRESHNESS,
-            CheckKind.TABLE,
-            blocking=level == "error",
-            text="hours since its data changed <= usual interval + 3 stddev",
-            path=node.relpath,
-            line=1,
-            owner=node.id,
-            monitor=True,
+        check = _monitor(
+            node, FRESHNESS, level, "hours since its data changed <= usual interval + 3 stddev"
         )
         measured: dict[str, object] = {"hours_since_change": round(age, 3)}
         if expectation is None:
@@ -103,6 +85,21 @@ class Watch:
             f"{expectation.mean:.1f} h (± {expectation.stddev:.1f} h, "
             f"{expectation.count} intervals seen): late after {late:.1f} h",
         )
+
+
+def _monitor(node: Node, name: str, level: str, text: str, expression: str = "") -> Assertion:
+    """A check of a source that [monitor] adds: blocking at level "error", else a warning."""
+    return Assertion(
+        name,
+        CheckKind.TABLE,
+        blocking=level == "error",
+        text=text,
+        path=node.relpath,
+        line=1,
+        expression=expression,
+        owner=node.id,
+        monitor=True,
+    )
 
 
 def _hours(delta: timedelta) -> float:

@@ -36,7 +36,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Shop
+from tests.conftest import Shop, write_project
 
 NOW = "2026-01-20T12:00:00"
 
@@ -80,19 +80,6 @@ def run_at(shop: Shop, when: str, *args: str, code: int = 0) -> None:
     assert result.code == code, result.output
 
 
-def make_shop(root: Path, files: dict[str, str]) -> Shop:
-    files = {
-        "sqlops.toml": '[project]\nname = "proj"\n\n[targets.local]\nengine = "duckdb"\n'
-        'path = "proj.duckdb"\n',
-        **files,
-    }
-    for rel, text in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return Shop(root)
-
-
 def orders(*rows: str) -> str:
     return SEED + "".join(f"{r}\n" for r in rows)
 
@@ -100,7 +87,7 @@ def orders(*rows: str) -> str:
 @pytest.fixture(scope="module")
 def history(tmp_path_factory: pytest.TempPathFactory) -> Shop:
     """The history above, built once for the tests of this file."""
-    shop = make_shop(
+    shop = write_project(
         tmp_path_factory.mktemp("report") / "proj",
         {
             ".gitignore": "*.duckdb\n*.duckdb.wal\n",
@@ -554,7 +541,7 @@ def test_a_deployment_that_monitoring_then_finds_broken_is_a_failed_change(
 ) -> None:
     import duckdb
 
-    shop = make_shop(
+    shop = write_project(
         tmp_path / "proj",
         {
             "sources/raw/events.sql": "CREATE TABLE raw.events (amount INTEGER)\n",
