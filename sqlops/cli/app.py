@@ -159,6 +159,8 @@ def build(
 
     check_env_name(env)
     project = _load(project_dir, target)
+    if not dry_run:
+        project.config.notify  # noqa: B018  [notify] and its ${VAR}: checked before anything runs
     selected = _select(project, selectors, exclude, env)
     engine = _engine(project, read_only=dry_run)
     try:
@@ -231,6 +233,7 @@ def test(
 
     check_env_name(env)
     project = _load(project_dir, target)
+    project.config.notify  # noqa: B018  [notify] and its ${VAR}: checked before anything runs
     selected = _select(project, selectors, exclude, env)
     engine = _engine(project)
     try:

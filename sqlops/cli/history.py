@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rich.markup import escape
 from rich.table import Table
 
 from sqlops.errors import SqlopsError
+from sqlops.run.results import show_measured, show_value
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -72,6 +73,7 @@ def show_history(
             else:
                 node = resolve_node(model, project.nodes, reader.nodes()) if model else None
                 runs = reader.runs(model=node, env=env, status=status, limit=limit)
+                known = reader.environments()
     finally:
         engine.close()
     if notice is not None:
@@ -88,6 +90,8 @@ def show_history(
         render.print_json([r.to_json() for r in runs])
     else:
         _run_list(runs, node, env, status)
+    if run is None and env is not None and env not in known:
+        _unknown_env(env, known)
 
 
 def show_report(
@@ -104,7 +108,7 @@ def show_report(
     from sqlops.plan.relations import check_env_name
     from sqlops.report.metrics import build_report
     from sqlops.report.period import parse_since
-    from sqlops.report.runs import missing_history
+    from sqlops.report.runs import HistoryReader, missing_history
 
     check_env_name(env)
     period = parse_since(since, now())
@@ -113,6 +117,7 @@ def show_report(
     try:
         notice = missing_history(engine, project.target.name)
         report = build_report(project, engine, env, period, notice)
+        known = [] if notice else HistoryReader(engine).environments()
     finally:
         engine.close()
     if html is not None:
@@ -131,8 +136,12 @@ def show_report(
         render.print_json(report.to_json())
     else:
         _report(report)
+    if notice is None and env not in known:
+        _unknown_env(env, known)
     if html is not None:
-        render.err.print(f"wrote {escape(render.relative(html))}")
+        shown = render.relative(html)
+        shown = str(html.resolve()) if shown.startswith("..") else shown
+        render.err.print(f"wrote {escape(shown)}")
 
 
 def _notice(notice: Notice, to_stderr: bool) -> None:
@@ -284,7 +293,7 @@ def _check(check: CheckRow) -> None:
     if check.message:
         out.print(f"  {escape(check.message)}")
     if check.measured:  # a table-level check: what it measured says more than "1 of 1"
-        measured = ", ".join(f"{k} = {_value(v)}" for k, v in check.measured.items())
+        measured = show_measured(check.measured)
         out.print(f"  measured: {escape(measured)}")
     elif check.failing is not None and check.outcome != "error":
         of = f" of {check.total:,}" if check.total is not None else ""
@@ -297,12 +306,8 @@ def _check(check: CheckRow) -> None:
             header_style="dim",
         )
         for row in check.samples:
-            table.add_row(*(escape(_value(v)) for v in row))
+            table.add_row(*(escape(show_value(v)) for v in row))
         out.print(table)
-
-
-def _value(value: Any) -> str:
-    return "NULL" if value is None else str(value)
 
 
 # -- sqlops report --------------------------------------------------------------------------------
@@ -351,7 +356,7 @@ def _report(report: Report) -> None:
     summary.add_row(
         "deployment frequency",
         f"{report.deployments_per_day:.2f} per day, {report.deployments_per_day * 7:.2f} per "
-        f"week ({len(report.deployments)} deployments)",
+        f"week ({_count(len(report.deployments), 'deployment')})",
     )
     summary.add_row(
         "lead time for changes",
@@ -427,3 +432,17 @@ def _section(title: str, table: Table, total: int) -> None:
     more = f", {shown} shown" if shown < total else ""
     render.out.print(f"\n[bold]{escape(title)}[/] ({total}{more})")
     render.out.print(table)
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def _unknown_env(env: str, known: list[str]) -> None:
+    """On stderr, so --json stays JSON."""
+    from sqlops.cli import render
+
+    render.err.print(
+        f"[yellow]note:[/] environment `{escape(env)}` has no runs; environments with runs: "
+        f"{escape(', '.join(known)) or 'none'}"
+    )

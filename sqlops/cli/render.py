@@ -19,7 +19,14 @@ from rich.table import Table
 
 from sqlops.errors import SqlopsError
 from sqlops.plan.builder import Action
-from sqlops.run.results import NodeResult, Outcome, RunResult, Status
+from sqlops.run.results import (
+    NodeResult,
+    Outcome,
+    RunResult,
+    Status,
+    show_measured,
+    show_value,
+)
 
 if TYPE_CHECKING:
     from sqlops.impact.diff import ModelDiff
@@ -225,6 +232,15 @@ def run_summary(result: RunResult) -> None:
     )
     if result.recovered:
         out.print(f"[green]recovered:[/] {escape(', '.join(result.recovered))}")
+    if (
+        result.command == "test"
+        and result.nodes
+        and counts[Status.SKIPPED.value] == len(result.nodes)
+    ):
+        out.print(
+            f"[bold red]nothing was tested:[/] environment `{escape(result.env)}` serves none of "
+            f"these nodes; run `sqlops build --env {escape(result.env)}` first"
+        )
     if result.command == "build":
         if result.promotion_error:
             out.print(
@@ -258,12 +274,12 @@ def _assertion(node: NodeResult, check: Any) -> None:
     if a.name != a.text:
         out.print(f"  check: {escape(a.text)}")
     if check.outcome is Outcome.ERROR:
-        out.print(f"  the assertion's query failed: {escape(check.message or '')}")
+        out.print(f"  the assertion could not be checked: {escape(check.message or '')}")
         return
     if check.message:
         out.print(f"  {escape(check.message)}")
     if check.measured:
-        measured = ", ".join(f"{k} = {_value(v)}" for k, v in check.measured.items())
+        measured = show_measured(check.measured)
         out.print(f"  measured: {escape(measured)}")
     else:
         of = f" of {check.total:,}" if check.total is not None else ""
@@ -273,20 +289,10 @@ def _assertion(node: NodeResult, check: Any) -> None:
     if check.samples:
         table = Table(*check.sample_columns, box=None, pad_edge=False, header_style="dim")
         for row in check.samples:
-            table.add_row(*(escape(_value(v)) for v in row))
+            table.add_row(*(escape(show_value(v)) for v in row))
         out.print(table)
         if check.failing > len(check.samples):
             out.print(f"  [dim]first {len(check.samples)} of {check.failing:,} shown[/]")
-
-
-def _value(value: Any) -> str:
-    if isinstance(value, dict) and {"mean", "stddev", "z", "values"} <= value.keys():
-        # what anomaly() expected
-        return (
-            f"expected {value['mean']:.6g} ± {value['z']:g}·{value['stddev']:.6g} "
-            f"(from {value['values']} values)"
-        )
-    return "NULL" if value is None else str(value)
 
 
 def run_json(result: RunResult) -> dict[str, Any]:
@@ -386,14 +392,16 @@ def data_diff(result: ModelDiff) -> None:
         table = _diff_table([escape(c) for c in d.key or ()] + ["column", against, env], "fold")
         for row in k.sample:
             for i, (name, before, after) in enumerate(row.changes):
-                values = [escape(_value(v)) if i == 0 else "" for v in row.key]
-                table.add_row(*values, escape(name), escape(_value(before)), escape(_value(after)))
+                values = [escape(show_value(v)) if i == 0 else "" for v in row.key]
+                table.add_row(
+                    *values, escape(name), escape(show_value(before)), escape(show_value(after))
+                )
         _shown(f"changed in {env}", len(k.sample), k.changed, table)
     for label, sample in ((env, d.only_in_env), (against, d.only_in_against)):
         if sample.rows:
             table = _diff_table([escape(c) for c in sample.columns], "ellipsis")
             for r in sample.rows:
-                table.add_row(*(escape(_value(v)) for v in r))
+                table.add_row(*(escape(show_value(v)) for v in r))
             _shown(f"only in {label}", len(sample.rows), sample.count, table)
 
 
@@ -423,7 +431,7 @@ def _key_warnings(result: ModelDiff) -> None:
     if k.duplicate_sample:
         names = ", ".join(result.data.key or ())
         shown = "; ".join(
-            f"({', '.join(_value(v) for v in key)}) {e} in {result.env}, {a} in {result.against}"
+            f"({', '.join(show_value(v) for v in key)}) {e} in {result.env}, {a} in {result.against}"
             for key, e, a in k.duplicate_sample
         )
         out.print(f"  [dim]duplicated ({escape(names)}): {escape(shown)}[/]")

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlops.run.results import AssertionResult, Outcome, RunResult, Status
+from sqlops.run.results import AssertionResult, Outcome, RunResult, Status, show_measured
 
 if TYPE_CHECKING:
     from sqlops.project.loader import Project
@@ -87,9 +87,9 @@ def _assertion_event(check: AssertionResult, env: str, node_id: str, owner: str 
     assertion = check.assertion
     measured = bool(check.measured)
     if check.outcome is Outcome.ERROR:
-        message = f"the assertion's query failed: {check.message or 'unknown error'}"
+        message = f"the assertion could not be checked: {check.message or 'unknown error'}"
     else:
-        values = ", ".join(f"{k} = {_value(v)}" for k, v in check.measured.items())
+        values = show_measured(check.measured)
         parts = [f"measured {values}" if values else "", check.message or ""]
         message = "; ".join(p for p in parts if p)
     counted = check.outcome is not Outcome.ERROR and not measured
@@ -115,7 +115,3 @@ def _owner(project: Project, node_id: str) -> str | None:
 def _relpath(project: Project, node_id: str) -> str | None:
     node = project.nodes.get(node_id)
     return node.relpath if node else None
-
-
-def _value(value: object) -> str:
-    return "NULL" if value is None else str(value)

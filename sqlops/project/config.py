@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +73,19 @@ class ProjectConfig:
     vars: dict[str, Any] = field(default_factory=dict)
     secrets: frozenset[str] = frozenset()
     monitor: MonitorSettings = field(default_factory=MonitorSettings)
-    notify: NotifySettings = field(default_factory=NotifySettings)
+    # [notify] as written: its ${VAR} (webhook tokens, passwords) are read only by the commands
+    # that notify, so a teammate without them can still list, show and report
+    notify_section: Any = None
+    text: str = field(default="", repr=False)
+
+    @cached_property
+    def notify(self) -> NotifySettings:
+        """[notify], with ${VAR} read from the environment now."""
+        if self.notify_section is None:
+            return NotifySettings()
+        secrets: set[str] = set()
+        expanded = _expand(self.notify_section, self.path, self.text, secrets)
+        return parse_notify(expanded, self.path, self.text)
 
     @property
     def path(self) -> Path:
@@ -130,7 +144,7 @@ def load_config(root: Path) -> ProjectConfig:
                 hint=f"sqlops.toml has sections: {', '.join(f'[{s}]' for s in sorted(SECTIONS))}",
             )
     secrets: set[str] = set()
-    data = _expand(raw, path, text, secrets)
+    data = _expand({k: v for k, v in raw.items() if k != "notify"}, path, text, secrets)
     project = _table(data, "project", path, text)
     _known_keys(
         project, {"name", "dialect", "default_schema", "default_target"}, "project", path, text
@@ -215,7 +229,8 @@ def load_config(root: Path) -> ProjectConfig:
         level = monitor.get(key, "warn")
         if level not in MONITOR_LEVELS:
             raise ConfigError(
-                f"[monitor] {key} must be one of {', '.join(MONITOR_LEVELS)}, not `{level}`",
+                f"[monitor] {key} must be one of {', '.join(MONITOR_LEVELS)}, not "
+                f"{json.dumps(level)}",
                 path=path,
                 line=_line_of(path, key, text),
                 hint=f'write {key} = "warn" (report), "error" (block) or "off"',
@@ -223,7 +238,8 @@ def load_config(root: Path) -> ProjectConfig:
         levels[key] = level
     return ProjectConfig(
         monitor=MonitorSettings(**levels),
-        notify=parse_notify(data.get("notify"), path, text),
+        notify_section=raw.get("notify"),
+        text=text,
         root=root,
         name=name,
         dialect=dialect,

@@ -170,7 +170,8 @@ def _summary(report: Report) -> str:
         (
             "Deployment frequency",
             f"{report.deployments_per_day:.2f} per day",
-            f"{len(report.deployments)} deployments, {report.deployments_per_day * 7:.2f} per week",
+            f"{len(report.deployments)} deployment{'' if len(report.deployments) == 1 else 's'}, "
+            f"{report.deployments_per_day * 7:.2f} per week",
         ),
         (
             "Lead time for changes",
@@ -399,7 +400,7 @@ def _details(report: Report) -> str:
                 (
                     _num(d.id),
                     _time(d.deployed_at),
-                    d.git_commit or "",
+                    _short_commit(d.git_commit),
                     _time(d.commit_time),
                     d.author or "",
                     _num(_hours(d.lead_time)),
@@ -508,3 +509,11 @@ def _coverage(report: Report) -> str:
         )
         + _more(len(partial), ROWS)
     )
+
+
+def _short_commit(sha: str | None) -> str:
+    """12 hex digits name a commit well enough; a -dirty mark stays."""
+    if not sha:
+        return ""
+    head, dirty, _ = sha.partition("-dirty")
+    return head[:12] + dirty

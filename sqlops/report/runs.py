@@ -298,7 +298,7 @@ class HistoryReader:
             for r in self.engine.query(
                 "SELECT run_id, node, kind, action, status, fingerprint, duration, row_count, "
                 f"message FROM {self._t('node_results')} WHERE run_id = ? "
-                "ORDER BY finished_at, node",
+                "ORDER BY seq, finished_at, node",
                 (run_id,),
             ).rows
         ]
@@ -311,11 +311,18 @@ class HistoryReader:
                 (run_id,),
             ).rows
         ]
+        place = {n.node: i for i, n in enumerate(nodes)}
+        checks.sort(key=lambda c: place.get(c.node, len(place)))  # in the run's order
         counted: dict[str, int] = {}
         for c in checks:
             counted[c.outcome] = counted.get(c.outcome, 0) + 1
         run = replace(_run(rows[0]), assertions=counted)
         return RunDetail(run, tuple(nodes), tuple(checks))
+
+    def environments(self) -> list[str]:
+        """The environments that have runs."""
+        rows = self.engine.query(f"SELECT DISTINCT env FROM {self._t('runs')} ORDER BY env").rows
+        return [str(r[0]) for r in rows]
 
     def nodes(self) -> set[str]:
         """Every node the history has a result for (deleted ones included)."""

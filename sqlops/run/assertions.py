@@ -53,8 +53,8 @@ def run_assertions(
                         Outcome.ERROR,
                         measured=measured,
                         message=f"prev() and anomaly() compare numbers, and {strange[0]} is "
-                        f"{measured[strange[0]]!r}; measure a number, e.g. "
-                        "epoch(max(updated_at)) or count(DISTINCT x)",
+                        f"{type(measured[strange[0]]).__name__} {measured[strange[0]]}; measure "
+                        "a number, e.g. epoch(max(updated_at)) or count(DISTINCT x)",
                         sql=compiled.sql,
                     )
                 )

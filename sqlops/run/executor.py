@@ -157,7 +157,7 @@ def build(
         engine.create_schema(schema)
 
     results: dict[str, NodeResult] = {}
-    recorder = _Recorder(history, run_id, fps)
+    recorder = _Recorder(history, run_id, plan, fps)
     engines = [engine.fork() for _ in range(max(1, threads))]
     try:
         _run_steps(project, plan, relations, served, watch, engines, results, recorder, listener)
@@ -324,8 +324,11 @@ class _Ending:
         for step in carried:
             history.carry(env, self.run_id, step.node_id, step.fingerprint)
         history.observe_sources(env, self.run_id, self.observed, self.watch.sources)
+        # a reused version passed its checks when it was built; served again by a successful
+        # build, it settles what a failed build of another version opened
+        settled = [r.node_id for r in self.results if ok and r.status is Status.REUSED]
         self.recovered = history.update_incidents(
-            env, self.run_id, failures(self.results), green(self.results)
+            env, self.run_id, failures(self.results), green(self.results), settled
         )
         self.done = True
 
@@ -469,8 +472,9 @@ class _Recorder:
     transaction at most every second: a version whose record a crash lost is dropped and built
     again by the next build (see _build_version), so batching loses work, never state."""
 
-    def __init__(self, history: History, run_id: int, fps: dict[str, str]) -> None:
+    def __init__(self, history: History, run_id: int, plan: Plan, fps: dict[str, str]) -> None:
         self.history, self.run_id, self.fps = history, run_id, fps
+        self.order = {s.node_id: i for i, s in enumerate(plan.steps)}
         self.results: list[tuple[Node, NodeResult, str | None]] = []
         self.versions: list[Version] = []
         self.flushed = time.perf_counter()
@@ -502,7 +506,7 @@ class _Recorder:
 
     def flush(self) -> None:
         """Write what is pending. Call inside a transaction."""
-        self.history.record_nodes(self.run_id, self.results)
+        self.history.record_nodes(self.run_id, self.results, self.order)
         self.history.store.record_versions(self.versions)
         self.results, self.versions = [], []
         self.flushed = time.perf_counter()

@@ -134,7 +134,9 @@ def test_environment(
     observed = observe_sources(project, engine, env, stamps, counted)
     with engine.transaction():
         history.record_nodes(
-            run_id, [(project.nodes[r.node_id], r, versions.get(r.node_id)) for r in results]
+            run_id,
+            [(project.nodes[r.node_id], r, versions.get(r.node_id)) for r in results],
+            {node_id: i for i, node_id in enumerate(selected)},
         )
         history.append(env, run_id, unique(measured), watch.baselines)
         history.observe_sources(env, run_id, observed, watch.sources)

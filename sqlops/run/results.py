@@ -94,6 +94,25 @@ class RunResult:
         return {o.value: counted.get(o.value, 0) for o in Outcome}
 
 
+def show_value(value: Any) -> str:
+    """A measured or sampled value as people read it: NULL, 77 (not 77.0), what anomaly()
+    expected in words."""
+    if isinstance(value, dict) and {"mean", "stddev", "z", "values"} <= value.keys():
+        return (
+            f"expected {show_value(value['mean'])} ± {value['z']:g}·"
+            f"{show_value(value['stddev'])} (from {value['values']} values)"
+        )
+    if value is None:
+        return "NULL"
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() and abs(value) < 1e15 else f"{value:.10g}"
+    return str(value)
+
+
+def show_measured(measured: dict[str, Any]) -> str:
+    return ", ".join(f"{name} = {show_value(v)}" for name, v in measured.items())
+
+
 # progress events: (event "start" or "done", node id, the result when done)
 Listener = Callable[[str, str, NodeResult | None], None]
 

@@ -10,7 +10,7 @@ import contextlib
 import getpass
 import json
 import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -165,10 +165,13 @@ class History:
         )
 
     def record_nodes(
-        self, run_id: int, done: Sequence[tuple[Node, NodeResult, str | None]]
+        self,
+        run_id: int,
+        done: Sequence[tuple[Node, NodeResult, str | None]],
+        order: Mapping[str, int],
     ) -> None:
         """Nodes' results (node, result, fingerprint) and their assertions' results, in a few
-        statements. Call inside a transaction."""
+        statements; `order`: each node's place in the run. Call inside a transaction."""
         stamp = now()
         nodes: list[Any] = []
         checks: list[list[Any]] = []
@@ -186,6 +189,7 @@ class History:
                     round(result.duration, 6),
                     result.rows,
                     result.message,
+                    order.get(node.id),
                 ]
             )
             for a in result.assertions:
@@ -206,7 +210,8 @@ class History:
                         a.failing,
                         a.total,
                         _json(a.measured) if a.measured else None,
-                        _json(samples) if samples else None,
+                        # sampled values as the database gave them: 15.00 stays 15.00
+                        json.dumps(samples, default=str) if samples else None,
                         a.message,
                         code_hash(node, a.assertion),
                         stamp,
@@ -343,18 +348,29 @@ class History:
     # -- incidents --------------------------------------------------------------------------------
 
     def update_incidents(
-        self, env: str, run_id: int, failed: dict[str, str], green: Iterable[str]
+        self,
+        env: str,
+        run_id: int,
+        failed: dict[str, str],
+        green: Iterable[str],
+        settled: Iterable[str] = (),
     ) -> list[str]:
         """Open an incident for each failed node (node -> what failed) that has none open, and
-        close the open ones of nodes checked green. The nodes recovered. Call inside a
-        transaction."""
+        close the open ones of nodes checked green. A build that failed left the environment as
+        it was: the incident it opened also closes when a successful build serves a version that
+        passed (`settled`: a fix that went back to what was served). The nodes recovered. Call
+        inside a transaction."""
         stamp = now()
         open_rows = self.engine.query(
-            f"SELECT node FROM {self._t('incidents')} WHERE env = ? AND closed_at IS NULL",
+            f"SELECT i.node, r.command FROM {self._t('incidents')} AS i "
+            f"LEFT JOIN {self._t('runs')} AS r ON r.id = i.opened_run "
+            "WHERE i.env = ? AND i.closed_at IS NULL",
             (env,),
         ).rows
         open_now = {str(r[0]) for r in open_rows}
-        recovered = sorted(open_now.intersection(green) - set(failed))
+        by_build = {str(r[0]) for r in open_rows if r[1] == "build"}
+        fixed = set(green) | by_build.intersection(settled)
+        recovered = sorted(open_now.intersection(fixed) - set(failed))
         for node_id in recovered:
             self.engine.execute(
                 f"UPDATE {self._t('incidents')} SET closed_run = ?, closed_at = ? "

@@ -70,7 +70,7 @@ _TABLES = {
     "node_results": (
         "run_id BIGINT, node VARCHAR, kind VARCHAR, action VARCHAR, status VARCHAR, "
         "fingerprint VARCHAR, code_hash VARCHAR, finished_at TIMESTAMP, duration DOUBLE, "
-        "row_count BIGINT, message VARCHAR, PRIMARY KEY (run_id, node)"
+        "row_count BIGINT, message VARCHAR, seq INTEGER, PRIMARY KEY (run_id, node)"
     ),
     "assertion_results": (
         "run_id BIGINT, node VARCHAR, name VARCHAR, check_text VARCHAR, severity VARCHAR, "

@@ -231,6 +231,18 @@ MORE_CASES = {
         {"sqlops.toml": "[project]\nname = 'x'\n[var]\na = 1\n"},
         ["sqlops.toml:3", "unknown section [var]", "did you mean `vars`"],
     ),
+    "monitor level": (
+        {"sqlops.toml": "[project]\nname = 'x'\n[monitor]\nsource_volume = true\n"},
+        ["sqlops.toml:4", "[monitor] source_volume must be one of warn, error, off, not true"],
+    ),
+    "monitor setting": (
+        {"sqlops.toml": "[project]\nname = 'x'\n[monitor]\nsource_volumes = 'off'\n"},
+        ["sqlops.toml:4", "unknown setting `source_volumes` in [monitor]", "`source_volume`"],
+    ),
+    "prev of a row value": (
+        {"models/x.sql": "SELECT 1 AS a\n-- @assert prev(a) > 0"},
+        ["models/x.sql:2", "prev() needs a value of the whole table, not `a`"],
+    ),
     "changed selector": ({}, []),
 }
 

@@ -205,3 +205,25 @@ def test_state_of_an_older_version(make_project: Callable[[dict[str, str]], Shop
 
     at(shop, "2026-01-06T10:00:00", "build")  # upgrades the state, and is recorded
     assert [r["id"] for r in history(shop)] == [1]
+
+
+def test_an_environment_without_runs_is_named_with_those_that_have_some(
+    make_project: Callable[[dict[str, str]], Shop],
+) -> None:
+    shop = make_project({"models/m.sql": "SELECT 1 AS one\n"})
+    shop.ok("build")
+    shop.ok("build", "--env", "dev")
+    for command in (["history", "--env", "qa"], ["report", "--env", "qa", "--json"]):
+        result = shop.ok(*command)
+        assert "environment `qa` has no runs; environments with runs: dev, prod" in result.stderr
+    assert json.loads(shop.ok("report", "--env", "qa", "--json").stdout)["env"] == "qa"
+
+
+def test_testing_an_environment_that_serves_nothing_says_so(
+    make_project: Callable[[dict[str, str]], Shop],
+) -> None:
+    shop = make_project({"models/m.sql": "SELECT 1 AS one\n"})
+    result = shop.sqlops("test")
+    assert result.code == 1
+    assert "nothing was tested: environment `prod` serves none of these nodes" in result.stdout
+    assert "run `sqlops build --env prod` first" in result.stdout

@@ -345,5 +345,56 @@ def test_prev_of_a_date_is_an_error_that_says_why(events: Shop) -> None:
     check = checks(result, "marts.days")["max(day) >= prev(max(day))"]
     assert check["outcome"] == "error"
     assert check["message"].startswith(
-        "prev() and anomaly() compare numbers, and max(day) is datetime.date(2026, 1, 1)"
+        "prev() and anomaly() compare numbers, and max(day) is date 2026-01-01"
     )
+
+
+def test_undoing_a_failed_change_closes_its_incident(events: Shop) -> None:
+    load(events, [1, 2])
+    assert build(events, T0).code == 0
+    events.edit("models/marts/events.sql", "SELECT id, amount", "SELECT id, amount - 5 AS amount")
+    events.write(
+        "models/marts/events.sql",
+        (events.root / "models/marts/events.sql").read_text() + "-- @assert amount > 0\n",
+    )
+    assert build(events, T0 + timedelta(hours=1)).code == 1  # opens incident 1
+    events.write("models/marts/events.sql", MODEL)  # back to what prod serves
+    undone = build(events, T0 + timedelta(hours=2))
+    assert undone.code == 0, undone.output
+    assert json.loads(undone.stdout)["recovered"] == ["marts.events"]
+    assert events.query("SELECT id, opened_run, closed_run FROM sqlops_meta.incidents") == [
+        (1, 2, 3)
+    ]
+
+
+def test_what_monitoring_found_broken_stays_an_incident_until_checked_green(
+    make_project: Callable[[dict[str, str]], Shop],
+) -> None:
+    import duckdb
+
+    shop = make_project(
+        {
+            "sqlops.toml": config('\n[monitor]\nsource_volume = "off"\n'),
+            "sources/raw/events.sql": "CREATE TABLE raw.events (amount INTEGER)\n",
+            "models/marts/events.sql": "-- @materialized view\nSELECT amount FROM raw.events\n"
+            "-- @assert amount > 0\n",
+        }
+    )
+    con = duckdb.connect(str(shop.db))
+    con.execute("CREATE SCHEMA raw; CREATE TABLE raw.events AS SELECT 5 AS amount")
+    con.close()
+    assert build(shop, T0).code == 0
+    con = duckdb.connect(str(shop.db))
+    con.execute("INSERT INTO raw.events VALUES (-1)")
+    con.close()
+    tested = shop.sqlops("test", env={"SQLOPS_NOW": (T0 + timedelta(hours=1)).isoformat()})
+    assert tested.code == 1  # opens incident 1: prod serves bad rows
+    con = duckdb.connect(str(shop.db))
+    con.execute("DELETE FROM raw.events WHERE amount < 0")
+    con.close()
+    tested = shop.sqlops(
+        "test", "--json", env={"SQLOPS_NOW": (T0 + timedelta(hours=2)).isoformat()}
+    )
+    assert tested.code == 0
+    assert json.loads(tested.stdout)["recovered"] == ["marts.events"]
+    assert shop.query("SELECT opened_run, closed_run FROM sqlops_meta.incidents") == [(2, 3)]

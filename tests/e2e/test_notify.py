@@ -543,3 +543,20 @@ def test_sqlops_build_notifies_from_its_config(
     assert gone.code == 1
     assert "warning: notification not delivered: webhook 1" in gone.stderr
     assert TOKEN not in gone.output
+
+
+def test_only_the_commands_that_notify_need_its_secrets(
+    make_project: Callable[[dict[str, str]], Any],
+) -> None:
+    config = (
+        '[project]\nname = "shop"\n\n[targets.local]\nengine = "duckdb"\npath = "shop.duckdb"\n\n'
+        '[notify]\nwebhooks = ["${UNSET_HOOK_URL}"]\n'
+    )
+    shop = make_project({"sqlops.toml": config, "models/m.sql": "SELECT 1 AS one\n"})
+    for command in (["ls"], ["history"], ["report"], ["build", "--dry-run"]):
+        assert shop.sqlops(*command).code == 0, command
+    for command in (["build"], ["test"]):
+        refused = shop.sqlops(*command)
+        assert refused.code == 2
+        assert "sqlops.toml:9: environment variable UNSET_HOOK_URL is not set" in refused.stderr
+    assert not shop.db.exists()  # refused before anything ran
