@@ -9,12 +9,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlops.errors import SqlopsError, did_you_mean
-from sqlops.state.store import StateStore
+from sqlops.state.store import SCHEMA_VERSION, StateStore
 
 if TYPE_CHECKING:
     from sqlops.engines.base import Engine
 
-HISTORY_VERSION = 3  # the state version that added the history tables
+HISTORY_VERSION = SCHEMA_VERSION  # history as this sqlops reads it (see state/store.py)
 OUTCOMES = ("success", "failed", "error", "interrupted", "running")
 
 _RUN_COLUMNS = (
@@ -40,9 +40,10 @@ def missing_history(engine: Engine, target: str) -> Notice | None:
             "run `sqlops build`; every build and test run is recorded from then on",
         )
     if store.version < HISTORY_VERSION:
+        kept = "kept no run history" if store.version < 3 else "kept it in an older layout"
         return Notice(
             f"the state on target `{target}` was written by an older sqlops (state version "
-            f"{store.version}), which kept no run history",
+            f"{store.version}), which {kept}",
             "run `sqlops build` once: it upgrades the state, and every build and test run is "
             "recorded from then on",
         )

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from sqlops.gitinfo import Commit
 
 META = "sqlops_meta"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # how to bring state of each older version up to the next one
 _MIGRATIONS = {
@@ -38,6 +38,8 @@ _MIGRATIONS = {
         "ALTER TABLE {deployments} ADD COLUMN IF NOT EXISTS commit_time TIMESTAMP",
         "ALTER TABLE {deployments} ADD COLUMN IF NOT EXISTS author VARCHAR",
     ],
+    # 4: node results remember their place in the run
+    3: ["ALTER TABLE {node_results} ADD COLUMN IF NOT EXISTS seq INTEGER"],
 }
 
 _TABLES = {

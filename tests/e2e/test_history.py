@@ -227,3 +227,19 @@ def test_testing_an_environment_that_serves_nothing_says_so(
     assert result.code == 1
     assert "nothing was tested: environment `prod` serves none of these nodes" in result.stdout
     assert "run `sqlops build --env prod` first" in result.stdout
+
+
+def test_history_of_state_version_3_is_kept_through_the_upgrade(
+    make_project: Callable[[dict[str, str]], Shop],
+) -> None:
+    shop = make_project({"models/m.sql": "SELECT 1 AS one\n"})
+    shop.ok("build")
+    con = duckdb.connect(str(shop.db))  # what the first sqlops with history wrote
+    con.execute("ALTER TABLE sqlops_meta.node_results DROP COLUMN seq")
+    con.execute("UPDATE sqlops_meta.meta SET value = '3' WHERE key = 'schema_version'")
+    con.close()
+    old = shop.ok("history", "1")
+    assert "state version 3" in old.stdout and "run `sqlops build` once" in old.stdout
+    shop.ok("build")
+    assert [r["id"] for r in history(shop)] == [2, 1]  # run 1 kept
+    assert json.loads(shop.ok("history", "1", "--json").stdout)["nodes"][0]["node"] == "main.m"

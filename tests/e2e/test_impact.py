@@ -233,7 +233,7 @@ def test_state_of_version_1_is_migrated(project: Shop) -> None:
     # a build migrates it and records the definitions
     project.ok("build")
     assert project.query("SELECT value FROM sqlops_meta.meta WHERE key = 'schema_version'") == [
-        ("3",)
+        ("4",)
     ]
     assert "No changes against prod" in project.ok("impact").stdout
     # and keeps the history from then on
