@@ -6,13 +6,16 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
+
+from tests.pg_server import PostgresServer, find_bin
 
 # the tests' parse caches and project snapshots go to a folder of their own, not the user's
 os.environ["SQLOPS_CACHE_DIR"] = tempfile.mkdtemp(prefix="sqlops-test-cache-")
@@ -108,3 +111,28 @@ def write_project(root: Path, files: dict[str, str]) -> Shop:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     return Shop(root)
+
+
+# -- PostgreSQL: a throwaway server per test session, a fresh database per test -------------------
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    if find_bin() is None:
+        if os.environ.get("SQLOPS_REQUIRE_POSTGRES") == "1":
+            pytest.fail("PostgreSQL server binaries are missing, and CI requires them")
+        pytest.skip("no PostgreSQL server binaries on this machine")
+    server = PostgresServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_dsn(pg_server: PostgresServer) -> str:
+    import psycopg
+
+    name = "t_" + uuid.uuid4().hex[:16]
+    with psycopg.connect(pg_server.dsn("postgres"), autocommit=True) as con:
+        con.execute(f'CREATE DATABASE "{name}"')
+    return pg_server.dsn(name)

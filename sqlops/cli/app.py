@@ -124,7 +124,9 @@ def _one_node(project: Project, name: str) -> str:
 @app.command()
 def init(
     name: Annotated[str, typer.Argument(help="Folder to create for the new project.")],
-    engine: Annotated[str, typer.Option(help="Engine of the default target.")] = "duckdb",
+    engine: Annotated[
+        str, typer.Option(help="Engine of the default target: duckdb or postgres.")
+    ] = "duckdb",
     debug: Debug = False,
 ) -> None:
     """Create a new project from the template; it builds as it is."""
@@ -134,7 +136,13 @@ def init(
     from sqlops.cli import render
 
     render.out.print(f"Created project [bold]{folder.name}[/] in {render.relative(folder)}")
-    render.out.print(f"Next: cd {render.relative(folder)} && sqlops build")
+    if engine == "postgres":
+        render.out.print(
+            "Next: export PG_DSN=postgresql://USER@HOST:5432/DATABASE, then "
+            f"cd {render.relative(folder)} && sqlops build"
+        )
+    else:
+        render.out.print(f"Next: cd {render.relative(folder)} && sqlops build")
 
 
 @app.command()

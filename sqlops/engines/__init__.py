@@ -22,6 +22,16 @@ def connect(target: Target, root: Path, *, read_only: bool = False) -> Engine:
         from sqlops.engines.duckdb import DuckDBEngine
 
         return DuckDBEngine.open(target, root, read_only=read_only)
+    if target.engine == "postgres":
+        try:
+            from sqlops.engines.postgres import PostgresEngine
+        except ImportError:
+            raise ConfigError(
+                f"target `{target.name}` uses PostgreSQL, and its driver is not installed",
+                hint="pip install 'sqlops[postgres]'",
+            ) from None
+
+        return PostgresEngine.open(target, root, read_only=read_only)
     raise ConfigError(
         f"target `{target.name}` uses engine `{target.engine}`, which this version cannot run yet",
         hint='use engine = "duckdb"',

@@ -11,6 +11,7 @@ from sqlglot import exp
 from sqlops.assertions.compile import CompiledAssertion, Recorded, compile_assertion
 from sqlops.assertions.definition import Assertion
 from sqlops.engines.base import Relation
+from sqlops.engines.rewrite import for_target
 from sqlops.errors import SqlopsError
 from sqlops.project.definition import Kind, Node
 from sqlops.syntax import table_ref
@@ -119,6 +120,8 @@ class Relations:
                 ast.set("with_", exp.With(expressions=ctes))
             else:
                 existing.set("expressions", ctes + list(existing.expressions))
+        if self.target_dialect != self.project.dialect:
+            for_target(ast, self.target_dialect)
         return ast
 
     def sql(self, node: Node) -> str:

@@ -20,11 +20,22 @@ def template_dir() -> Path:
     raise SqlopsError("the project template is missing from this installation of sqlops")
 
 
+# the default target of a new project, per engine; the DuckDB one is the template's own
+_TARGETS = {
+    "postgres": (
+        "[targets.local]\n"
+        'engine = "postgres"\n'
+        'dsn = "${PG_DSN}"          # e.g. export PG_DSN=postgresql://me@localhost:5432/shop\n'
+        "threads = 4\n"
+    ),
+}
+
+
 def scaffold(folder: Path, engine: str) -> Path:
-    if engine != "duckdb":
+    if engine not in ("duckdb", *_TARGETS):
         raise SqlopsError(
             f"engine `{engine}` is not available for new projects yet",
-            hint="use --engine duckdb (the default)",
+            hint="use --engine duckdb (the default) or --engine postgres",
         )
     if not folder.name or folder.name in (".", ".."):
         raise SqlopsError("give the new project's folder a name", hint="e.g. sqlops init shop")
@@ -48,6 +59,11 @@ def scaffold(folder: Path, engine: str) -> Path:
             path = folder / relpath
             if path.is_file():
                 path.write_text(path.read_text(encoding="utf-8").replace(_PLACEHOLDER, name))
+        if engine in _TARGETS:
+            config = folder / "sqlops.toml"
+            text = config.read_text(encoding="utf-8")
+            local = f'[targets.local]\nengine = "duckdb"\npath = "{name}.duckdb"\n'
+            config.write_text(text.replace(local, _TARGETS[engine]))
     except OSError as exc:
         raise SqlopsError(
             f"cannot create {folder}: {exc.strerror or exc}",

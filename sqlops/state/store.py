@@ -10,6 +10,8 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import sqlglot
+
 from sqlops.clock import now
 from sqlops.engines.base import Relation
 from sqlops.errors import SqlopsError
@@ -157,7 +159,7 @@ class StateStore:
             self.engine.create_schema(META)
             for name, columns in _TABLES.items():
                 if name not in existing:
-                    self.engine.execute(f"CREATE TABLE IF NOT EXISTS {self._t(name)} ({columns})")
+                    self._ddl(f"CREATE TABLE IF NOT EXISTS {self._t(name)} ({columns})")
             self.engine.execute(f"DELETE FROM {self._t('meta')} WHERE key = 'schema_version'")
             self.engine.execute(
                 f"INSERT INTO {self._t('meta')} VALUES ('schema_version', ?)",
@@ -174,7 +176,7 @@ class StateStore:
         with self.engine.transaction():
             for version in range(self._version, SCHEMA_VERSION):
                 for statement in _MIGRATIONS[version]:
-                    self.engine.execute(statement.format(**tables))
+                    self._ddl(statement.format(**tables))
             self.engine.execute(
                 f"UPDATE {self._t('meta')} SET value = ? WHERE key = 'schema_version'",
                 (str(SCHEMA_VERSION),),
@@ -185,6 +187,12 @@ class StateStore:
     def version(self) -> int:
         """The state version found (after exists() or ensure())."""
         return self._version
+
+    def _ddl(self, statement: str) -> None:
+        """State tables are declared in DuckDB's types; each engine gets its own."""
+        if self.engine.dialect != "duckdb":
+            statement = sqlglot.transpile(statement, read="duckdb", write=self.engine.dialect)[0]
+        self.engine.execute(statement)
 
     def _t(self, name: str) -> str:
         return self.engine.quote(Relation(META, name))

@@ -1,0 +1,255 @@
+"""PostgreSQL through psycopg 3: one connection per worker, transactional DDL, so views and state
+switch in one transaction."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql as pgsql
+
+from sqlops.engines.base import Engine, QueryResult, Relation
+from sqlops.errors import ConfigError, EngineError
+from sqlops.project.config import Target
+
+# `?` placeholders outside quotes, as the rest of sqlops writes them
+_PLACEHOLDER = re.compile(r"""('(?:[^']|'')*'|"(?:[^"]|"")*")|(\?)|(%)""")
+
+# how a column DuckDB reads from a file is declared in PostgreSQL
+_TYPES = {
+    "BOOLEAN": "BOOLEAN",
+    "TINYINT": "SMALLINT",
+    "SMALLINT": "SMALLINT",
+    "INTEGER": "INTEGER",
+    "BIGINT": "BIGINT",
+    "HUGEINT": "NUMERIC",
+    "UTINYINT": "SMALLINT",
+    "USMALLINT": "INTEGER",
+    "UINTEGER": "BIGINT",
+    "UBIGINT": "NUMERIC",
+    "FLOAT": "REAL",
+    "DOUBLE": "DOUBLE PRECISION",
+    "DATE": "DATE",
+    "TIME": "TIME",
+    "TIMESTAMP": "TIMESTAMP",
+    "TIMESTAMP WITH TIME ZONE": "TIMESTAMPTZ",
+    "VARCHAR": "TEXT",
+    "BLOB": "BYTEA",
+    "UUID": "UUID",
+    "INTERVAL": "INTERVAL",
+}
+
+
+class PostgresEngine(Engine):
+    dialect = "postgres"
+    supports_transactional_ddl = True
+    # CREATE OR REPLACE VIEW cannot rename or drop a column: views are dropped and made again,
+    # in the promotion's transaction
+    supports_create_or_replace_view = False
+
+    def __init__(self, dsn: str, con: psycopg.Connection[Any]) -> None:
+        self.dsn = dsn
+        self.con = con
+        self._depth = 0
+
+    @classmethod
+    def open(cls, target: Target, root: Path, *, read_only: bool = False) -> PostgresEngine:
+        dsn = str(target.settings.get("dsn", ""))
+        if not dsn:
+            raise ConfigError(
+                f"[targets.{target.name}] needs a dsn",
+                hint='write dsn = "${PG_DSN}" and export PG_DSN=postgresql://user@host:5432/db',
+            )
+        return cls(dsn, _connect(dsn, target.name))
+
+    # -- statements -------------------------------------------------------------------------------
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        with self._errors(sql):
+            self.con.execute(_placeholders(sql) if params else sql, list(params) or None)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> QueryResult:
+        with self._errors(sql):
+            cursor = self.con.execute(_placeholders(sql) if params else sql, list(params) or None)
+            columns = tuple(d.name for d in cursor.description or ())
+            return QueryResult(columns, cursor.fetchall() if cursor.description else [])
+
+    @contextmanager
+    def _errors(self, sql: str) -> Iterator[None]:
+        try:
+            yield
+        except psycopg.errors.QueryCanceled:
+            raise KeyboardInterrupt from None
+        except psycopg.Error as exc:
+            # a failed statement ends the transaction it was in: later ones must not run in it
+            raise EngineError(_message(exc), snippet=_short(sql)) from None
+
+    def interrupt(self) -> None:
+        self.con.cancel_safe()
+
+    def fork(self) -> PostgresEngine:
+        return PostgresEngine(self.dsn, _connect(self.dsn, "fork"))
+
+    def close(self) -> None:
+        self.con.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One transaction; one opened inside it joins it."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self._depth = 1
+        try:
+            with self.con.transaction():
+                yield
+        except psycopg.Error as exc:  # COMMIT itself failed
+            raise EngineError(_message(exc)) from None
+        finally:
+            self._depth = 0
+
+    # -- the catalog ------------------------------------------------------------------------------
+
+    def columns(self, relation: Relation) -> list[tuple[str, str]] | None:
+        rows = self.query(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+            (relation.schema, relation.name),
+        ).rows
+        return [(str(r[0]), str(r[1]).upper()) for r in rows] or None
+
+    def relations(self, schema: str) -> dict[str, str]:
+        rows = self.query(
+            "SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = ?",
+            (schema,),
+        ).rows
+        return {str(r[0]): "view" if r[1] == "VIEW" else "table" for r in rows}
+
+    def data_stamp(self, relation: Relation) -> str | None:
+        if self.columns(relation) is None:
+            return None
+        # an order-free digest of every row's text
+        count, digest = self.query(
+            "SELECT count(*), md5(coalesce(string_agg(h, '' ORDER BY h), '')) FROM "
+            f"(SELECT md5(CAST(r AS TEXT)) AS h FROM {self.quote(relation)} AS r) AS d"
+        ).rows[0]
+        return f"rows {count} md5 {digest}"
+
+    def read_all(self, relation: Relation) -> int:
+        return int(
+            self.query(
+                f"SELECT count(*) FROM {self.quote(relation)} AS r WHERE md5(CAST(r AS TEXT)) "
+                "IS NOT NULL OR TRUE"
+            ).rows[0][0]
+        )
+
+    # -- files: read by DuckDB, which sqlops has anyway, then copied in ---------------------------
+
+    def file_columns(self, path: Path) -> list[tuple[str, str]]:
+        import duckdb
+
+        with duckdb.connect() as reader:
+            described = reader.execute(f"DESCRIBE SELECT * FROM {_reader(path)}").fetchall()
+        return [(str(r[0]), _pg_type(str(r[1]))) for r in described]
+
+    def load_file(
+        self, relation: Relation, path: Path, columns: Sequence[tuple[str, str | None]]
+    ) -> int:
+        import duckdb
+
+        with duckdb.connect() as reader:
+            select = "*"
+            if columns:
+                select = ", ".join(
+                    f'CAST("{n}" AS {t}) AS "{n}"' if t else f'"{n}"' for n, t in columns
+                )
+            try:
+                result = reader.execute(f"SELECT {select} FROM {_reader(path)}")
+            except duckdb.Error as exc:
+                raise EngineError(f"cannot read {path.name}: {exc}") from None
+            described = [(d[0], _pg_type(str(d[1]))) for d in result.description or ()]
+            rows = result.fetchall()
+        if columns:  # the declared types, as PostgreSQL writes them
+            declared = dict(columns)
+            described = [(n, _declared(declared.get(n), t)) for n, t in described]
+        definition = ", ".join(f"{self.ident(n)} {t}" for n, t in described)
+        self.create_schema(relation.schema)
+        with self.transaction():
+            self.execute(f"DROP TABLE IF EXISTS {self.quote(relation)}")
+            self.execute(f"CREATE TABLE {self.quote(relation)} ({definition})")
+            copy = pgsql.SQL("COPY {} ({}) FROM STDIN").format(
+                pgsql.Identifier(relation.schema, relation.name),
+                pgsql.SQL(", ").join(pgsql.Identifier(n) for n, _ in described),
+            )
+            with self._errors(f"COPY {relation}"), self.con.cursor().copy(copy) as writer:
+                for row in rows:
+                    writer.write_row(row)
+        return len(rows)
+
+
+def _connect(dsn: str, name: str) -> psycopg.Connection[Any]:
+    try:
+        return psycopg.connect(dsn, autocommit=True, connect_timeout=10)
+    except psycopg.Error as exc:
+        raise ConfigError(
+            f"cannot connect to PostgreSQL for target `{name}`: {_message(exc)}",
+            hint="check the dsn (host, port, user, database) and that the server is running",
+        ) from None
+
+
+def _placeholders(sql: str) -> str:
+    """`?` to psycopg's `%s`, and a literal `%` to `%%`, outside quoted text."""
+
+    def swap(match: re.Match[str]) -> str:
+        if match.group(1):
+            return match.group(1).replace("%", "%%")
+        return "%s" if match.group(2) else "%%"
+
+    return _PLACEHOLDER.sub(swap, sql)
+
+
+def _reader(path: Path) -> str:
+    literal = "'" + str(path).replace("'", "''") + "'"
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        return f"read_parquet({literal})"
+    if suffix == ".json":
+        return f"read_json_auto({literal})"
+    return f"read_csv({literal}, header = true, auto_detect = true)"
+
+
+def _pg_type(duckdb_type: str) -> str:
+    upper = duckdb_type.upper()
+    if upper.startswith("DECIMAL"):
+        return upper.replace("DECIMAL", "NUMERIC")
+    return _TYPES.get(upper, "TEXT")
+
+
+def _declared(written: str | None, found: str) -> str:
+    if not written:
+        return found
+    import sqlglot
+
+    try:
+        return sqlglot.exp.DataType.build(written, dialect="duckdb").sql("postgres")
+    except (sqlglot.errors.SqlglotError, ValueError):
+        return found
+
+
+def _message(exc: psycopg.Error) -> str:
+    diag = getattr(exc, "diag", None)
+    primary = getattr(diag, "message_primary", None) if diag else None
+    return str(primary or exc).strip().splitlines()[0]
+
+
+def _short(sql: str, limit: int = 600) -> str:
+    sql = sql.strip()
+    return sql if len(sql) <= limit else sql[:limit] + " ..."

@@ -1,0 +1,53 @@
+"""What sqlops hands each engine: placeholders for psycopg, and the rewrites a target needs."""
+
+from __future__ import annotations
+
+import pytest
+import sqlglot
+
+from sqlops.engines.rewrite import for_target
+
+psycopg = pytest.importorskip("psycopg")
+
+from sqlops.engines.postgres import _placeholders  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    ("written", "sent"),
+    [
+        ("SELECT * FROM t WHERE a = ? AND b = ?", "SELECT * FROM t WHERE a = %s AND b = %s"),
+        ("SELECT '?', \"a?b\" FROM t WHERE c = ?", "SELECT '?', \"a?b\" FROM t WHERE c = %s"),
+        ("SELECT '50%' LIKE ?", "SELECT '50%%' LIKE %s"),
+        ("SELECT 'it''s ?' || ?", "SELECT 'it''s ?' || %s"),
+        ("SELECT 5 % ?", "SELECT 5 %% %s"),
+    ],
+)
+def test_placeholders_outside_quotes_become_psycopgs(written: str, sent: str) -> None:
+    assert _placeholders(written) == sent
+
+
+@pytest.mark.parametrize(
+    ("written", "postgres"),
+    [
+        (
+            "SELECT a, b + 1 AS c, sum(d) AS s FROM t GROUP BY ALL",
+            "SELECT a, b + 1 AS c, SUM(d) AS s FROM t GROUP BY 1, 2",
+        ),
+        (
+            # an aggregate inside an expression, FILTER, a window over an aggregate, a literal
+            "SELECT k, 'x' AS tag, count(*) FILTER (WHERE f) AS n, avg(v) + 1 AS m, "
+            "sum(sum(v)) OVER () AS total, lower(k) AS l FROM t GROUP BY ALL",
+            "SELECT k, 'x' AS tag, COUNT(*) FILTER(WHERE f) AS n, AVG(v) + 1 AS m, "
+            "SUM(SUM(v)) OVER () AS total, LOWER(k) AS l FROM t GROUP BY 1, 6",
+        ),
+        ("SELECT count(*) AS n FROM t GROUP BY ALL", "SELECT COUNT(*) AS n FROM t"),
+        (
+            "WITH d AS (SELECT day, sum(x) AS x FROM t GROUP BY ALL) SELECT * FROM d",
+            "WITH d AS (SELECT day, SUM(x) AS x FROM t GROUP BY 1) SELECT * FROM d",
+        ),
+        ("SELECT a FROM t GROUP BY a", "SELECT a FROM t GROUP BY a"),
+    ],
+)
+def test_group_by_all_is_spelt_out_for_postgres(written: str, postgres: str) -> None:
+    query = sqlglot.parse_one(written, read="duckdb")
+    assert for_target(query, "postgres").sql("postgres") == postgres
