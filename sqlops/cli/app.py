@@ -161,6 +161,7 @@ def build(
 ) -> None:
     """Build what changed in a sandbox, run assertions, promote the environment if all pass."""
     from sqlops.cli import render
+    from sqlops.engines.rewrite import check_target
     from sqlops.plan.relations import check_env_name
     from sqlops.run.executor import build as run_build
     from sqlops.run.executor import plan_build
@@ -169,6 +170,7 @@ def build(
     project = _load(project_dir, target)
     if not dry_run:
         project.config.notify  # noqa: B018  [notify] and its ${VAR}: checked before anything runs
+    check_target(project)
     selected = _select(project, selectors, exclude, env)
     engine = _engine(project, read_only=dry_run)
     try:
@@ -236,12 +238,14 @@ def test(
 ) -> None:
     """Run assertions against what an environment serves now (production monitoring)."""
     from sqlops.cli import render
+    from sqlops.engines.rewrite import check_target
     from sqlops.plan.relations import check_env_name
     from sqlops.run.monitor import test_environment
 
     check_env_name(env)
     project = _load(project_dir, target)
     project.config.notify  # noqa: B018  [notify] and its ${VAR}: checked before anything runs
+    check_target(project)
     selected = _select(project, selectors, exclude, env)
     engine = _engine(project)
     try:

@@ -3,7 +3,16 @@ project's dialect that the target lacks but that mean the same in other words.""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sqlglot import exp
+from sqlglot.errors import ErrorLevel, UnsupportedError
+
+from sqlops.errors import ProjectError
+from sqlops.project.definition import Kind
+
+if TYPE_CHECKING:
+    from sqlops.project.loader import Project
 
 # targets without GROUP BY ALL
 _NO_GROUP_BY_ALL = frozenset({"postgres"})
@@ -39,3 +48,48 @@ def _aggregate_of(select: exp.Select, node: exp.Expr) -> bool:
     if isinstance(outer.parent, exp.Window) and outer.parent.this is outer:
         return False
     return node.find_ancestor(exp.Select) is select
+
+
+def unsupported(query: exp.Expr, dialect: str) -> str | None:
+    """The first construct of the query that `dialect` cannot run and sqlops cannot rewrite, in
+    words; None when there is none."""
+    if dialect == "duckdb":
+        return None
+    for node in query.walk():
+        if isinstance(node, exp.Pivot):
+            return "UNPIVOT" if node.args.get("unpivot") else "PIVOT"
+        if isinstance(node, exp.Lambda):
+            return "a lambda (x -> ...)"
+        if isinstance(node, exp.Join) and node.text("method").upper() in ("ASOF", "POSITIONAL"):
+            return f"{node.text('method').upper()} JOIN"
+        if isinstance(node, exp.Star | exp.Column) and any(
+            node.args.get(key) for key in ("except_", "replace", "rename")
+        ):
+            return "SELECT * EXCLUDE / REPLACE"
+        if dialect == "postgres" and isinstance(node, exp.Struct):
+            return "a STRUCT value"
+    try:
+        query.sql(dialect, unsupported_level=ErrorLevel.RAISE)
+    except UnsupportedError as exc:
+        return str(exc).splitlines()[0]
+    return None
+
+
+def check_target(project: Project) -> None:
+    """Every model can run on the project's target: a construct the target lacks, which sqlops
+    cannot rewrite, is an error before anything runs, not a database error halfway."""
+    dialect = project.target.dialect
+    if dialect == project.dialect:
+        return
+    for node in project.nodes.values():
+        if node.kind is not Kind.MODEL:
+            continue
+        construct = unsupported(project.asts[node.id], dialect)
+        if construct is not None:
+            raise ProjectError(
+                f"{node.id} uses {construct}, which target `{project.target.name}` "
+                f"({dialect}) cannot run",
+                path=node.path,
+                hint="write it another way that both dialects have (see docs/engines.md), "
+                "or build this project on DuckDB",
+            )

@@ -258,3 +258,23 @@ def test_more_broken_projects(make_project: Callable[[dict[str, str]], Shop], ca
 def test_dbt_state_selector_points_to_changed(built_shop: Shop) -> None:
     result = built_shop.sqlops("build", "state:modified+")
     assert_user_error(result.output, result.code, "use changed")
+
+
+def test_a_construct_the_target_cannot_run_is_an_error_before_anything_runs(
+    make_project: Callable[[dict[str, str]], Shop],
+) -> None:
+    project = make_project(
+        {
+            "sqlops.toml": "[project]\nname = 'x'\n[targets.pg]\nengine = 'postgres'\n"
+            "dsn = 'postgresql://nobody@127.0.0.1:1/none'\n",
+            "models/wide.sql": "SELECT * FROM (SELECT 1 AS k, 'a' AS y, 2 AS x) "
+            "PIVOT (sum(x) FOR y IN ('a', 'b'))\n",
+        }
+    )
+    result = project.sqlops("build")
+    assert_user_error(
+        result.output,
+        result.code,
+        "models/wide.sql",
+        "main.wide uses PIVOT, which target `pg` (postgres) cannot run",
+    )

@@ -51,3 +51,22 @@ def test_placeholders_outside_quotes_become_psycopgs(written: str, sent: str) ->
 def test_group_by_all_is_spelt_out_for_postgres(written: str, postgres: str) -> None:
     query = sqlglot.parse_one(written, read="duckdb")
     assert for_target(query, "postgres").sql("postgres") == postgres
+
+
+@pytest.mark.parametrize(
+    ("written", "construct"),
+    [
+        ("SELECT * FROM t PIVOT (sum(x) FOR y IN (1, 2))", "PIVOT"),
+        ("SELECT * FROM t UNPIVOT (v FOR k IN (a, b))", "UNPIVOT"),
+        ("SELECT list_transform([1, 2], x -> x + 1) AS l", "a lambda (x -> ...)"),
+        ("SELECT a FROM t ASOF JOIN u USING (a)", "ASOF JOIN"),
+        ("SELECT * EXCLUDE (a) FROM t", "SELECT * EXCLUDE / REPLACE"),
+        ("SELECT {'a': 1} AS s", "a STRUCT value"),
+        ("SELECT a FROM t GROUP BY ALL", None),
+        ("SELECT a FROM t QUALIFY row_number() OVER (PARTITION BY a) = 1", None),
+    ],
+)
+def test_what_postgres_cannot_run_is_named(written: str, construct: str | None) -> None:
+    from sqlops.engines.rewrite import unsupported
+
+    assert unsupported(sqlglot.parse_one(written, read="duckdb"), "postgres") == construct
