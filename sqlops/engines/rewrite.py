@@ -6,10 +6,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from sqlglot import exp
-from sqlglot.errors import ErrorLevel, UnsupportedError
+from sqlglot.errors import ErrorLevel, SqlglotError, UnsupportedError
+from sqlglot.optimizer.qualify import qualify
 
 from sqlops.errors import ProjectError
-from sqlops.project.definition import Kind
+from sqlops.project.definition import Kind, Node
 
 if TYPE_CHECKING:
     from sqlops.project.loader import Project
@@ -50,6 +51,39 @@ def _aggregate_of(select: exp.Select, node: exp.Expr) -> bool:
     return node.find_ancestor(exp.Select) is select
 
 
+def expand_stars(query: exp.Expr, project: Project, node: Node) -> exp.Expr:
+    """`SELECT * EXCLUDE (...)` / `REPLACE (...)` spelt out from the columns of what the model
+    reads, when sqlops knows them all; else the query as it was."""
+    if not any(_star_with_options(n) for n in query.walk()):
+        return query
+    tables: dict[str, dict[str, dict[str, str]]] = {}
+    for dep in node.depends_on:
+        upstream = project.nodes[dep]
+        if upstream.columns is None:
+            return query
+        columns = {c.name: c.type or "VARCHAR" for c in upstream.columns}
+        tables.setdefault(upstream.schema, {})[upstream.name] = columns
+    schema: dict[str, object] = dict(tables)
+    try:
+        expanded = qualify(
+            query.copy(),
+            schema=schema,
+            dialect=project.dialect,
+            expand_stars=True,
+            validate_qualify_columns=False,
+            quote_identifiers=False,
+        )
+    except (SqlglotError, KeyError, ValueError):
+        return query
+    return query if any(_star_with_options(n) for n in expanded.walk()) else expanded
+
+
+def _star_with_options(node: exp.Expr) -> bool:
+    return isinstance(node, exp.Star | exp.Column) and any(
+        node.args.get(key) for key in ("except_", "replace", "rename")
+    )
+
+
 def unsupported(query: exp.Expr, dialect: str) -> str | None:
     """The first construct of the query that `dialect` cannot run and sqlops cannot rewrite, in
     words; None when there is none."""
@@ -62,10 +96,8 @@ def unsupported(query: exp.Expr, dialect: str) -> str | None:
             return "a lambda (x -> ...)"
         if isinstance(node, exp.Join) and node.text("method").upper() in ("ASOF", "POSITIONAL"):
             return f"{node.text('method').upper()} JOIN"
-        if isinstance(node, exp.Star | exp.Column) and any(
-            node.args.get(key) for key in ("except_", "replace", "rename")
-        ):
-            return "SELECT * EXCLUDE / REPLACE"
+        if _star_with_options(node):
+            return "SELECT * EXCLUDE / REPLACE of a relation whose columns sqlops does not know"
         if dialect == "postgres" and isinstance(node, exp.Struct):
             return "a STRUCT value"
     try:
@@ -84,7 +116,7 @@ def check_target(project: Project) -> None:
     for node in project.nodes.values():
         if node.kind is not Kind.MODEL:
             continue
-        construct = unsupported(project.asts[node.id], dialect)
+        construct = unsupported(expand_stars(project.asts[node.id], project, node), dialect)
         if construct is not None:
             raise ProjectError(
                 f"{node.id} uses {construct}, which target `{project.target.name}` "

@@ -11,7 +11,7 @@ from sqlglot import exp
 from sqlops.assertions.compile import CompiledAssertion, Recorded, compile_assertion
 from sqlops.assertions.definition import Assertion
 from sqlops.engines.base import Relation
-from sqlops.engines.rewrite import for_target
+from sqlops.engines.rewrite import expand_stars, for_target
 from sqlops.errors import SqlopsError
 from sqlops.project.definition import Kind, Node
 from sqlops.syntax import table_ref
@@ -95,6 +95,8 @@ class Relations:
         Ephemeral upstream models become CTEs at the top of the query, named after the model.
         """
         ast = self.project.ast(node.id)
+        if self.target_dialect != self.project.dialect:
+            ast = expand_stars(ast, self.project, node)
         assert isinstance(ast, exp.Query)
         inlined: dict[str, exp.Query] = {}
         for table in list(ast.find_all(exp.Table)):

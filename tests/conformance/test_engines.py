@@ -114,6 +114,34 @@ def test_the_template_serves_the_same_rows_on_every_engine(
         assert built["postgres"][mart] == built["duckdb"][mart], mart
 
 
+def test_what_a_target_lacks_is_rewritten(warehouse: Warehouse) -> None:
+    # GROUP BY ALL and SELECT * EXCLUDE are DuckDB's; on PostgreSQL sqlops spells them out
+    (warehouse.root / "models" / "marts" / "slim.sql").write_text(
+        "SELECT * EXCLUDE (email, last_name) FROM marts.customers\n"
+    )
+    (warehouse.root / "models" / "marts" / "by_country.sql").write_text(
+        "SELECT country_code, count(*) AS customers, sum(lifetime_value) AS value "
+        "FROM marts.customers GROUP BY ALL\n"
+    )
+    warehouse.ok("build")
+    columns = warehouse.query(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = 'marts' "
+        "AND table_name = 'slim' ORDER BY ordinal_position"
+    )
+    assert [c for (c,) in columns][:4] == [
+        "customer_id",
+        "first_name",
+        "country_code",
+        "signup_date",
+    ]
+    # the same as DuckDB's own GROUP BY ALL gives on the template's data
+    assert rows_of(warehouse, "marts.by_country")[:3] == [
+        ("BE", 1, 0.0),
+        ("CA", 1, 522.43),
+        ("DE", 2, 139.9),
+    ]
+
+
 def test_a_failing_assertion_leaves_the_environment_untouched(warehouse: Warehouse) -> None:
     warehouse.ok("build")
     before = rows_of(warehouse, "marts.customers")
