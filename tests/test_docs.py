@@ -56,6 +56,8 @@ def test_every_command_is_in_the_readme() -> None:
         "dag",
         "history",
         "report",
+        "rollback",
+        "gc",
     }
     for command in commands:
         assert f"`sqlops {command}" in README, command

@@ -583,6 +583,181 @@ def report(
     show_report(since, env, html, target, project_dir, json_out)
 
 
+if TYPE_CHECKING:
+    from sqlops.run.maintenance import Collection, Rollback
+
+
+@app.command()
+def rollback(
+    env: EnvOpt = "prod",
+    to: Annotated[
+        int | None,
+        typer.Option(
+            "--to", help="The deployment to go back to (default: the previous one).", min=1
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print what would change, change nothing.")
+    ] = False,
+    target: TargetOpt = None,
+    project_dir: ProjectDir = None,
+    json_out: JsonOpt = False,
+    debug: Debug = False,
+) -> None:
+    """Point an environment back at what an earlier deployment served, in one transaction."""
+    from sqlops.plan.relations import check_env_name
+    from sqlops.run.maintenance import apply_rollback, open_target, plan_rollback, try_load
+
+    check_env_name(env)
+    start = project_dir or Path.cwd()
+    engine = open_target(start, target, read_only=dry_run)
+    try:
+        # the project only helps keep `sqlops impact` right: a rollback works without it
+        project, problem = try_load(start, target)
+        plan = plan_rollback(engine, env, to, project, problem)
+        done = plan if dry_run or plan.changes_nothing else apply_rollback(engine, plan)
+    finally:
+        engine.close()
+    _rollback_out(done, dry_run, json_out)
+
+
+def _rollback_out(done: Rollback, dry_run: bool, json_out: bool) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from sqlops.cli import render
+    from sqlops.plan.relations import env_relation_of
+
+    if json_out:
+        render.print_json({**done.to_json(), "dry_run": dry_run})
+        return
+    to = done.to
+    when = f"deployed {to.deployed_at:%Y-%m-%d %H:%M:%S}" if to.deployed_at else ""
+    about = ", ".join(
+        x for x in (when, f"commit {to.git_commit[:12]}" if to.git_commit else "") if x
+    )
+    target = f"deployment {to.id}" + (f" ({about})" if about else "")
+    if done.changes_nothing:
+        render.out.print(
+            f"environment `{escape(done.env)}` already serves what {escape(target)} served: "
+            "nothing to do"
+        )
+        return
+    if done.deployment is None:
+        render.out.print(
+            f"[bold]Rollback of environment `{escape(done.env)}` from deployment "
+            f"{done.current} to {escape(target)}[/]"
+        )
+    else:
+        render.out.print(
+            f"rolled back environment `{escape(done.env)}` to {escape(target)}: "
+            f"recorded as deployment {done.deployment}"
+        )
+    table = Table(box=None, pad_edge=False)
+    for column in ("view", "before", "after"):
+        table.add_column(column)
+    for s in done.switches:
+        table.add_row(
+            escape(str(env_relation_of(s.node, done.env))),
+            escape(str(s.before.physical) if s.before else "(not served)"),
+            escape(str(s.after.physical) if s.after else "(view dropped)"),
+        )
+    for r in done.repaired:
+        table.add_row(
+            escape(str(env_relation_of(r.node, done.env))), "(view missing)", str(r.physical)
+        )
+    render.out.print(table)
+    for note in done.notes:
+        render.out.print(f"[yellow]note:[/] {escape(note)}")
+    if done.deployment is None:
+        count = len(done.switches) + len(done.repaired)
+        render.out.print(f"{_plural(count, 'view')} to switch; nothing was changed (--dry-run)")
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+@app.command()
+def gc(
+    keep: Annotated[
+        int,
+        typer.Option(
+            "--keep",
+            help="Also keep what the last N deployments of each environment served.",
+            min=0,
+        ),
+    ] = 5,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print what would be dropped, drop nothing.")
+    ] = False,
+    target: TargetOpt = None,
+    project_dir: ProjectDir = None,
+    json_out: JsonOpt = False,
+    debug: Debug = False,
+) -> None:
+    """Drop the sandbox's physical relations that no environment or recent deployment uses."""
+    from sqlops.run.maintenance import collect, open_target, plan_gc
+
+    engine = open_target(project_dir or Path.cwd(), target, read_only=dry_run)
+    try:
+        plan = plan_gc(engine, keep)
+        done = plan if dry_run else collect(engine, plan)
+    finally:
+        engine.close()
+    _gc_out(done, json_out)
+
+
+def _gc_out(done: Collection, json_out: bool) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from sqlops.cli import render
+
+    if json_out:
+        render.print_json(done.to_json())
+        return
+    relations = _plural(len(done.dropped), "relation")
+    if done.dropped:
+        table = Table(box=None, pad_edge=False)
+        for column in ("relation", "kind", "node", "status", "rows"):
+            table.add_column(column)
+        for g in done.dropped:
+            table.add_row(
+                escape(str(g.relation)),
+                g.kind,
+                escape(g.node or "(not recorded)"),
+                g.status or "",
+                f"{g.rows:,}" if g.rows is not None else "",
+            )
+        render.out.print(table)
+    rows = f" ({done.rows:,} rows)" if done.rows else ""
+    forgot = len(done.forgotten)
+    stale = f"; forgot {_plural(forgot, 'record')} of relations already gone"
+    if not done.dropped and not forgot:
+        render.out.print("nothing to drop" + ("" if done.done else " (--dry-run)"))
+    elif not done.done:
+        render.out.print(
+            f"would drop {relations}{rows}"
+            + (stale.replace("forgot", "would forget") if forgot else "")
+            + "; nothing was dropped (--dry-run)"
+        )
+    else:
+        render.out.print(f"dropped {relations}{rows}" + (stale if forgot else ""))
+    kept = done.kept
+    windows = "; ".join(
+        f"{env}: {', '.join(map(str, ids))}" for env, ids in done.deployments.items() if ids
+    )
+    render.out.print(
+        f"kept: {kept.get('served', 0)} served by an environment, "
+        f"{kept.get('recent_deployments', 0)} served after the last "
+        f"{_plural(done.keep, 'deployment')} of an environment"
+        f"{f' ({windows})' if windows else ''}, "
+        f"{kept.get('read_by_views', 0)} read by a view that is kept"
+        + (f", {kept['not_versions']} not made by sqlops" if kept.get("not_versions") else "")
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: the one place where errors become messages and exit codes."""
     args = sys.argv[1:] if argv is None else argv

@@ -560,19 +560,7 @@ def _promote(
     ):
         return None  # the environment already serves exactly these versions
     with engine.transaction():
-        for schema in sorted({v.schema for v in views.values()}):
-            engine.create_schema(schema)
-        for d in deployed:
-            engine.create_view_as(
-                views[d.node], f"SELECT * FROM {engine.quote(d.physical)}", replace=True
-            )
-        for node_id in retired:
-            view = env_relation_of(node_id, plan.env)
-            # a source that now is someone's table keeps it: only sqlops's view goes
-            if engine.relations(view.schema).get(view.name) == "view":
-                engine.drop(view, "view")
-        store.retire(plan.env, retired)
-        store.set_definitions(plan.env, definitions_now, forget)
+        switch_views(engine, store, plan.env, deployed, retired, definitions_now, forget)
         deployment_id = store.set_deployed(plan.env, deployed, commit, ending.run_id)
         carried = [
             s
@@ -581,6 +569,33 @@ def _promote(
         ]
         ending.write(True, carried)
     return deployment_id
+
+
+def switch_views(
+    engine: Engine,
+    store: StateStore,
+    env: str,
+    deployed: Sequence[Deployed],
+    retired: Sequence[str],
+    definitions: dict[str, str],
+    forget: list[str],
+) -> None:
+    """Point the environment's views at these versions, drop the views of retired nodes, and
+    record it in the state. Call inside the transaction that records the deployment."""
+    views = {d.node: env_relation_of(d.node, env) for d in deployed}
+    for schema in sorted({v.schema for v in views.values()}):
+        engine.create_schema(schema)
+    for d in deployed:
+        engine.create_view_as(
+            views[d.node], f"SELECT * FROM {engine.quote(d.physical)}", replace=True
+        )
+    for node_id in retired:
+        view = env_relation_of(node_id, env)
+        # a source that now is someone's table keeps it: only sqlops's view goes
+        if engine.relations(view.schema).get(view.name) == "view":
+            engine.drop(view, "view")
+    store.retire(env, list(retired))
+    store.set_definitions(env, definitions, forget)
 
 
 def _definitions(project: Project, node_ids: list[str], recorded: dict[str, str]) -> dict[str, str]:

@@ -17,6 +17,9 @@ from sqlops.engines.base import Relation
 from sqlops.errors import SqlopsError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from datetime import datetime
+
     from sqlops.engines.base import Engine
     from sqlops.gitinfo import Commit
 
@@ -118,6 +121,24 @@ class Deployed:
     fingerprint: str
     physical: Relation
     relation_kind: str
+
+
+@dataclass(frozen=True)
+class DeploymentRecord:
+    """One row of sqlops_meta.deployments, with what it takes to replay an environment's history
+    (see sqlops.run.maintenance.served_after)."""
+
+    id: int
+    env: str
+    deployed_at: datetime | None
+    git_commit: str | None
+    author: str | None
+    run_id: int | None
+    nodes: dict[str, str]  # node -> fingerprint of each version the deployment promoted
+    # it set every node of the environment: a build without selectors (which also retires what
+    # the project no longer has), so nodes the deployment does not name were no longer served
+    whole: bool
+    restores: int | None  # a rollback: the deployment whose versions it served again
 
 
 class StateStore:
@@ -327,3 +348,81 @@ class StateStore:
             ),
         )
         return deployment_id
+
+    # -- maintenance: rollback and gc (sqlops.run.maintenance) ----------------------------------
+
+    def deployment_records(self, env: str | None = None) -> list[DeploymentRecord]:
+        """The deployments of one environment (or of all), oldest first."""
+        if not self.exists():
+            return []
+        where, params = ("WHERE d.env = ? ", (env,)) if env is not None else ("", ())
+        if self._version >= 3:  # deployments say which run made them
+            rows = self.engine.query(
+                "SELECT d.id, d.env, d.deployed_at, d.git_commit, d.author, d.run_id, d.nodes, "
+                f"r.command, r.selection FROM {self._t('deployments')} d "
+                f"LEFT JOIN {self._t('runs')} r ON r.id = d.run_id {where}ORDER BY d.id",
+                params,
+            ).rows
+        else:
+            rows = [
+                (*r[:4], None, None, r[4], None, None)
+                for r in self.engine.query(
+                    "SELECT d.id, d.env, d.deployed_at, d.git_commit, d.nodes "
+                    f"FROM {self._t('deployments')} d {where}ORDER BY d.id",
+                    params,
+                ).rows
+            ]
+        restores = self._restores()
+        return [
+            DeploymentRecord(
+                int(r[0]),
+                str(r[1]),
+                r[2],
+                r[3],
+                r[4],
+                None if r[5] is None else int(r[5]),
+                {str(k): str(v) for k, v in json.loads(r[6] or "{}").items()},
+                r[7] == "build" and r[8] is not None and json.loads(r[8]) == [],
+                restores.get(int(r[0])),
+            )
+            for r in rows
+        ]
+
+    def _restores(self) -> dict[int, int]:
+        """rollback deployment -> the deployment it restored, from the meta table's
+        `deployment:<id>:restores` rows (see mark_restored)."""
+        rows = self.engine.query(
+            f"SELECT key, value FROM {self._t('meta')} WHERE key LIKE 'deployment:%:restores'"
+        ).rows
+        found = {}
+        for key, value in rows:
+            number = str(key).split(":")[1]
+            if number.isdigit() and str(value).isdigit():
+                found[int(number)] = int(value)
+        return found
+
+    def mark_restored(self, deployment_id: int, restored: int) -> None:
+        """Record that a deployment served again what an earlier one served (a rollback). Call
+        inside the transaction that records the deployment."""
+        self.engine.execute(
+            f"INSERT INTO {self._t('meta')} VALUES (?, ?)",
+            (f"deployment:{deployment_id}:restores", str(restored)),
+        )
+
+    def latest_deployment(self, env: str) -> int | None:
+        rows = self.engine.query(
+            f"SELECT max(id) FROM {self._t('deployments')} WHERE env = ?", (env,)
+        ).rows
+        return None if not rows or rows[0][0] is None else int(rows[0][0])
+
+    def forget_versions(self, physical: Iterable[Relation]) -> None:
+        """Forget the versions built into these relations (dropped by gc). Call inside a
+        transaction."""
+        relations = sorted(set(physical), key=str)
+        for start in range(0, len(relations), 200):
+            part = relations[start : start + 200]
+            keys = " OR ".join(["(physical_schema = ? AND physical_name = ?)"] * len(part))
+            self.engine.execute(
+                f"DELETE FROM {self._t('versions')} WHERE {keys}",
+                [value for r in part for value in (r.schema, r.name)],
+            )
