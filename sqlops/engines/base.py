@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -33,6 +36,38 @@ class QueryResult:
     rows: list[tuple[Any, ...]]
 
 
+class _CrashSwitch:
+    """For the crash tests only (tests/e2e/test_kill.py); inert unless they set its variables.
+
+    `SQLOPS_TEST_KILL_AFTER=N`: the process kills itself with SIGKILL right after the N-th
+    statement it ran successfully, counted across every connection and thread of the process.
+    `SQLOPS_TEST_STATEMENT_LOG=PATH`: each statement's number and first line are appended to
+    PATH as it completes, so that a test knows what the N-th statement is.
+    Both are read once, at import: when neither is set, a statement costs a call and a test.
+    """
+
+    def __init__(self) -> None:
+        kill_after = os.environ.get("SQLOPS_TEST_KILL_AFTER", "")
+        self.kill_after = int(kill_after) if kill_after.strip() else 0
+        self.log_path = os.environ.get("SQLOPS_TEST_STATEMENT_LOG") or None
+        self.armed = bool(self.kill_after or self.log_path)
+        self.count = 0
+        self.lock = threading.Lock()
+
+    def statement_done(self, sql: str) -> None:
+        with self.lock:  # held until the kill: no other statement completes after the N-th
+            self.count += 1
+            if self.log_path:
+                first = " ".join(sql.split())[:200]
+                with open(self.log_path, "a", encoding="utf-8") as log:
+                    log.write(f"{self.count}\t{first}\n")
+            if self.count == self.kill_after:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+
+_crash_switch = _CrashSwitch()
+
+
 class Engine(ABC):
     """One connection to a target. `fork()` gives another for a worker thread."""
 
@@ -51,6 +86,13 @@ class Engine(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    @staticmethod
+    def statement_done(sql: str) -> None:
+        """Each engine calls this once a statement (BEGIN and COMMIT included) has succeeded:
+        the crash tests' kill switch (_CrashSwitch), a no-op otherwise."""
+        if _crash_switch.armed:
+            _crash_switch.statement_done(sql)
 
     def interrupt(self) -> None:
         """Stop the statement running on this connection, from another thread (Ctrl-C)."""

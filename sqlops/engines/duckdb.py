@@ -181,6 +181,7 @@ def _errors(sql: str) -> Iterator[None]:
         if "interrupted" in str(exc).lower():
             raise KeyboardInterrupt from None
         raise
+    Engine.statement_done(sql)
 
 
 def _message(exc: duckdb.Error) -> str:

@@ -87,6 +87,7 @@ class PostgresEngine(Engine):
         except psycopg.Error as exc:
             # a failed statement ends the transaction it was in: later ones must not run in it
             raise EngineError(_message(exc), snippet=_short(sql)) from None
+        self.statement_done(sql)
 
     def interrupt(self) -> None:
         self.con.cancel_safe()
@@ -110,7 +111,9 @@ class PostgresEngine(Engine):
         self._depth = 1
         try:
             with self.con.transaction():
+                self.statement_done("BEGIN")
                 yield
+            self.statement_done("COMMIT")
         except psycopg.Error as exc:  # COMMIT itself failed
             raise EngineError(_message(exc)) from None
         finally:
