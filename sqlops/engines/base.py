@@ -7,7 +7,7 @@ import signal
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -98,17 +98,49 @@ class Engine(ABC):
         """Stop the statement running on this connection, from another thread (Ctrl-C)."""
         return None
 
-    @abstractmethod
+    _depth = 0  # transactions open on this connection
+
     @contextmanager
-    def transaction(self) -> Iterator[None]: ...
+    def transaction(self) -> Iterator[None]:
+        """One transaction; one opened inside it joins it."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self._depth = 1
+        try:
+            with self._outermost_transaction():
+                yield
+        finally:
+            self._depth = 0
 
     @abstractmethod
+    def _outermost_transaction(self) -> AbstractContextManager[None]:
+        """BEGIN, then COMMIT, or ROLLBACK when the block raises."""
+
     def columns(self, relation: Relation) -> list[tuple[str, str]] | None:
         """(name, type) of each column, or None when the relation does not exist."""
+        rows = self.query(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+            (relation.schema, relation.name),
+        ).rows
+        return [(str(r[0]), self._type_name(str(r[1]))) for r in rows] or None
 
-    @abstractmethod
+    def _type_name(self, written: str) -> str:
+        """A column type as the catalog writes it, in the form sqlops compares."""
+        return written
+
     def relations(self, schema: str) -> dict[str, str]:
         """The tables and views in a schema: name -> "table" or "view"."""
+        rows = self.query(
+            "SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = ?",
+            (schema,),
+        ).rows
+        return {str(r[0]): "view" if r[1] == "VIEW" else "table" for r in rows}
 
     @abstractmethod
     def load_file(

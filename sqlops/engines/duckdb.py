@@ -23,7 +23,6 @@ class DuckDBEngine(Engine):
     def __init__(self, con: duckdb.DuckDBPyConnection, path: str) -> None:
         self.con = con
         self.path = path
-        self._depth = 0  # transactions open on this connection
 
     @classmethod
     def open(cls, target: Target, root: Path, *, read_only: bool = False) -> DuckDBEngine:
@@ -79,17 +78,8 @@ class DuckDBEngine(Engine):
         self.con.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """One transaction; one opened inside it joins it."""
-        if self._depth:
-            self._depth += 1
-            try:
-                yield
-            finally:
-                self._depth -= 1
-            return
+    def _outermost_transaction(self) -> Iterator[None]:
         self.execute("BEGIN TRANSACTION")
-        self._depth = 1
         try:
             yield
             self.execute("COMMIT")
@@ -98,16 +88,6 @@ class DuckDBEngine(Engine):
             with contextlib.suppress(duckdb.Error, RuntimeError):
                 self.con.execute("ROLLBACK")
             raise
-        finally:
-            self._depth = 0
-
-    def columns(self, relation: Relation) -> list[tuple[str, str]] | None:
-        rows = self.query(
-            "SELECT column_name, data_type FROM information_schema.columns "
-            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
-            (relation.schema, relation.name),
-        ).rows
-        return [(str(r[0]), str(r[1])) for r in rows] or None
 
     def data_stamp(self, relation: Relation) -> str | None:
         if self.columns(relation) is None:
@@ -128,24 +108,8 @@ class DuckDBEngine(Engine):
             ).rows[0][0]
         )
 
-    def relations(self, schema: str) -> dict[str, str]:
-        rows = self.query(
-            "SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = ?",
-            (schema,),
-        ).rows
-        return {str(r[0]): "view" if r[1] == "VIEW" else "table" for r in rows}
-
-    def _reader(self, path: Path) -> str:
-        literal = "'" + str(path).replace("'", "''") + "'"
-        suffix = path.suffix.lower()
-        if suffix == ".parquet":
-            return f"read_parquet({literal})"
-        if suffix == ".json":
-            return f"read_json_auto({literal})"
-        return f"read_csv({literal}, header = true, auto_detect = true)"
-
     def file_columns(self, path: Path) -> list[tuple[str, str]]:
-        result = self.query(f"DESCRIBE SELECT * FROM {self._reader(path)}")
+        result = self.query(f"DESCRIBE SELECT * FROM {file_reader(path)}")
         return [(str(r[0]), str(r[1])) for r in result.rows]
 
     def load_file(
@@ -163,7 +127,7 @@ class DuckDBEngine(Engine):
         self.create_schema(relation.schema)
         self.execute(
             f"CREATE OR REPLACE TABLE {self.quote(relation)} AS "
-            f"SELECT {select} FROM {self._reader(path)}"
+            f"SELECT {select} FROM {file_reader(path)}"
         )
         return self.row_count(relation)
 
@@ -176,7 +140,7 @@ def _errors(sql: str) -> Iterator[None]:
     except duckdb.InterruptException:
         raise KeyboardInterrupt from None
     except duckdb.Error as exc:
-        raise EngineError(_message(exc), snippet=_short(sql)) from None
+        raise EngineError(_message(exc), snippet=short(sql)) from None
     except RuntimeError as exc:  # DuckDB checks for signals while it runs a statement
         if "interrupted" in str(exc).lower():
             raise KeyboardInterrupt from None
@@ -184,11 +148,22 @@ def _errors(sql: str) -> Iterator[None]:
     Engine.statement_done(sql)
 
 
+def file_reader(path: Path) -> str:
+    """DuckDB's table function that reads a CSV, Parquet or JSON file (other engines use it too)."""
+    literal = "'" + str(path).replace("'", "''") + "'"
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        return f"read_parquet({literal})"
+    if suffix == ".json":
+        return f"read_json_auto({literal})"
+    return f"read_csv({literal}, header = true, auto_detect = true)"
+
+
 def _message(exc: duckdb.Error) -> str:
     text = str(exc).strip()
     return text.split("\n\nLINE")[0] if "\n\nLINE" in text else text
 
 
-def _short(sql: str, limit: int = 600) -> str:
+def short(sql: str, limit: int = 600) -> str:
     sql = sql.strip()
     return sql if len(sql) <= limit else sql[:limit] + " ..."

@@ -13,6 +13,7 @@ import psycopg
 from psycopg import sql as pgsql
 
 from sqlops.engines.base import Engine, QueryResult, Relation
+from sqlops.engines.duckdb import file_reader, short
 from sqlops.errors import ConfigError, EngineError
 from sqlops.project.config import Target
 
@@ -54,7 +55,6 @@ class PostgresEngine(Engine):
     def __init__(self, dsn: str, con: psycopg.Connection[Any]) -> None:
         self.dsn = dsn
         self.con = con
-        self._depth = 0
 
     @classmethod
     def open(cls, target: Target, root: Path, *, read_only: bool = False) -> PostgresEngine:
@@ -86,7 +86,7 @@ class PostgresEngine(Engine):
             raise KeyboardInterrupt from None
         except psycopg.Error as exc:
             # a failed statement ends the transaction it was in: later ones must not run in it
-            raise EngineError(_message(exc), snippet=_short(sql)) from None
+            raise EngineError(_message(exc), snippet=short(sql)) from None
         self.statement_done(sql)
 
     def interrupt(self) -> None:
@@ -99,16 +99,7 @@ class PostgresEngine(Engine):
         self.con.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """One transaction; one opened inside it joins it."""
-        if self._depth:
-            self._depth += 1
-            try:
-                yield
-            finally:
-                self._depth -= 1
-            return
-        self._depth = 1
+    def _outermost_transaction(self) -> Iterator[None]:
         try:
             with self.con.transaction():
                 self.statement_done("BEGIN")
@@ -116,25 +107,9 @@ class PostgresEngine(Engine):
             self.statement_done("COMMIT")
         except psycopg.Error as exc:  # COMMIT itself failed
             raise EngineError(_message(exc)) from None
-        finally:
-            self._depth = 0
 
-    # -- the catalog ------------------------------------------------------------------------------
-
-    def columns(self, relation: Relation) -> list[tuple[str, str]] | None:
-        rows = self.query(
-            "SELECT column_name, data_type FROM information_schema.columns "
-            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
-            (relation.schema, relation.name),
-        ).rows
-        return [(str(r[0]), str(r[1]).upper()) for r in rows] or None
-
-    def relations(self, schema: str) -> dict[str, str]:
-        rows = self.query(
-            "SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = ?",
-            (schema,),
-        ).rows
-        return {str(r[0]): "view" if r[1] == "VIEW" else "table" for r in rows}
+    def _type_name(self, written: str) -> str:
+        return written.upper()  # PostgreSQL's catalog writes `integer`
 
     def data_stamp(self, relation: Relation) -> str | None:
         if self.columns(relation) is None:
@@ -160,7 +135,7 @@ class PostgresEngine(Engine):
         import duckdb
 
         with duckdb.connect() as reader:
-            described = reader.execute(f"DESCRIBE SELECT * FROM {_reader(path)}").fetchall()
+            described = reader.execute(f"DESCRIBE SELECT * FROM {file_reader(path)}").fetchall()
         return [(str(r[0]), _pg_type(str(r[1]))) for r in described]
 
     def load_file(
@@ -175,7 +150,7 @@ class PostgresEngine(Engine):
                     f'CAST("{n}" AS {t}) AS "{n}"' if t else f'"{n}"' for n, t in columns
                 )
             try:
-                result = reader.execute(f"SELECT {select} FROM {_reader(path)}")
+                result = reader.execute(f"SELECT {select} FROM {file_reader(path)}")
             except duckdb.Error as exc:
                 raise EngineError(f"cannot read {path.name}: {exc}") from None
             described = [(d[0], _pg_type(str(d[1]))) for d in result.description or ()]
@@ -219,16 +194,6 @@ def _placeholders(sql: str) -> str:
     return _PLACEHOLDER.sub(swap, sql)
 
 
-def _reader(path: Path) -> str:
-    literal = "'" + str(path).replace("'", "''") + "'"
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        return f"read_parquet({literal})"
-    if suffix == ".json":
-        return f"read_json_auto({literal})"
-    return f"read_csv({literal}, header = true, auto_detect = true)"
-
-
 def _pg_type(duckdb_type: str) -> str:
     upper = duckdb_type.upper()
     if upper.startswith("DECIMAL"):
@@ -251,8 +216,3 @@ def _message(exc: psycopg.Error) -> str:
     diag = getattr(exc, "diag", None)
     primary = getattr(diag, "message_primary", None) if diag else None
     return str(primary or exc).strip().splitlines()[0]
-
-
-def _short(sql: str, limit: int = 600) -> str:
-    sql = sql.strip()
-    return sql if len(sql) <= limit else sql[:limit] + " ..."

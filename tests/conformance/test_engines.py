@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from tests.conftest import Run, run_sqlops
+from tests.conftest import Run, Shop, run_sqlops
 
 ENGINES = ("duckdb", "postgres")
 MARTS = ("marts.customers", "marts.orders", "marts.revenue_daily")
@@ -60,11 +60,7 @@ class Warehouse:
         finally:
             con.close()
 
-    def edit(self, relpath: str, old: str, new: str) -> None:
-        path = self.root / relpath
-        text = path.read_text()
-        assert old in text, f"{old!r} not in {relpath}"
-        path.write_text(text.replace(old, new, 1))
+    edit = Shop.edit  # the same edit as every other test's project
 
 
 def make_warehouse(engine: str, folder: Path, request: pytest.FixtureRequest) -> Warehouse:
