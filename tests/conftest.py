@@ -16,6 +16,7 @@ import duckdb
 import pytest
 
 from tests.pg_server import PostgresServer, find_bin
+from tests.spark_server import SparkServer, spark_home
 
 # the tests' parse caches and project snapshots go to a folder of their own, not the user's
 os.environ["SQLOPS_CACHE_DIR"] = tempfile.mkdtemp(prefix="sqlops-test-cache-")
@@ -136,3 +137,25 @@ def pg_dsn(pg_server: PostgresServer) -> str:
     with psycopg.connect(pg_server.dsn("postgres"), autocommit=True) as con:
         con.execute(f'CREATE DATABASE "{name}"')
     return pg_server.dsn(name)
+
+
+# -- Spark: a throwaway Spark Connect server per test session, emptied for each test --------------
+
+
+@pytest.fixture(scope="session")
+def spark_server() -> Iterator[SparkServer]:
+    if spark_home() is None:
+        if os.environ.get("SQLOPS_REQUIRE_SPARK") == "1":
+            pytest.fail("pyspark or java is missing, and CI requires them")
+        pytest.skip("no pyspark (pip install -e '.[dev]') or no java on this machine")
+    server = SparkServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def spark_remote(spark_server: SparkServer) -> str:
+    """The server's sc:// address, its catalog empty."""
+    spark_server.reset()
+    return spark_server.url

@@ -76,7 +76,27 @@ def _load(project_dir: Path | None, target: str | None) -> Project:
 def _engine(project: Project, *, read_only: bool = False) -> Engine:
     from sqlops.engines import connect
 
-    return connect(project.target, project.root, read_only=read_only)
+    engine = connect(project.target, project.root, read_only=read_only)
+    if not read_only:
+        _finish_switches(engine)
+    return engine
+
+
+def _finish_switches(engine: Engine) -> None:
+    """Before a command writes: finish what a killed process left half switched (engines
+    without transactions only; see sqlops.run.switch)."""
+    from rich.markup import escape
+
+    from sqlops.cli import render
+    from sqlops.run.switch import finish_switches
+    from sqlops.state.store import StateStore
+
+    try:
+        for line in finish_switches(engine, StateStore(engine)):
+            render.err.print(f"note: {escape(line)}")
+    except BaseException:
+        engine.close()
+        raise
 
 
 def _select(
@@ -125,7 +145,7 @@ def _one_node(project: Project, name: str) -> str:
 def init(
     name: Annotated[str, typer.Argument(help="Folder to create for the new project.")],
     engine: Annotated[
-        str, typer.Option(help="Engine of the default target: duckdb or postgres.")
+        str, typer.Option(help="Engine of the default target: duckdb, postgres or spark.")
     ] = "duckdb",
     debug: Debug = False,
 ) -> None:
@@ -139,6 +159,11 @@ def init(
     if engine == "postgres":
         render.out.print(
             "Next: export PG_DSN=postgresql://USER@HOST:5432/DATABASE, then "
+            f"cd {render.relative(folder)} && sqlops build"
+        )
+    elif engine == "spark":
+        render.out.print(
+            "Next: pip install 'sqlops[spark]' (and Java 17 or newer), then "
             f"cd {render.relative(folder)} && sqlops build"
         )
     else:
@@ -611,6 +636,8 @@ def rollback(
     check_env_name(env)
     start = project_dir or Path.cwd()
     engine = open_target(start, target, read_only=dry_run)
+    if not dry_run:
+        _finish_switches(engine)
     try:
         # the project only helps keep `sqlops impact` right: a rollback works without it
         project, problem = try_load(start, target)
@@ -700,6 +727,8 @@ def gc(
     from sqlops.run.maintenance import collect, open_target, plan_gc
 
     engine = open_target(project_dir or Path.cwd(), target, read_only=dry_run)
+    if not dry_run:
+        _finish_switches(engine)
     try:
         plan = plan_gc(engine, keep)
         done = plan if dry_run else collect(engine, plan)

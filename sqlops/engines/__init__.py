@@ -32,7 +32,27 @@ def connect(target: Target, root: Path, *, read_only: bool = False) -> Engine:
             ) from None
 
         return PostgresEngine.open(target, root, read_only=read_only)
+    if target.engine == "spark":
+        from sqlops.engines.spark import SparkEngine
+
+        return SparkEngine.open(target, root, read_only=read_only)
     raise ConfigError(
-        f"target `{target.name}` uses engine `{target.engine}`, which this version cannot run yet",
-        hint='use engine = "duckdb"',
+        f"target `{target.name}` uses engine `{target.engine}`, which this version cannot run",
+        hint='use engine = "duckdb", "postgres" or "spark"',
     )
+
+
+DEFAULT_STATE = "sqlops_state.duckdb"
+
+
+def open_state(target: Target, root: Path, read_only: bool) -> Engine:
+    """The state database of an engine that cannot hold sqlops_meta itself: `state = "..."` of
+    the target, a DuckDB file (relative to the project) or a postgresql:// DSN."""
+    from sqlops.project.config import Target
+
+    where = str(target.settings.get("state", "") or DEFAULT_STATE)
+    if where.startswith(("postgres://", "postgresql://")):
+        state = Target(f"{target.name}.state", "postgres", {"dsn": where})
+    else:
+        state = Target(f"{target.name}.state", "duckdb", {"path": where})
+    return connect(state, root, read_only=read_only)

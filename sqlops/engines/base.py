@@ -41,17 +41,20 @@ class _CrashSwitch:
 
     `SQLOPS_TEST_KILL_AFTER=N`: the process kills itself with SIGKILL right after the N-th
     statement it ran successfully, counted across every connection and thread of the process.
+    `SQLOPS_TEST_KILL_MATCHING=TEXT`: only statements that contain TEXT count toward N.
     `SQLOPS_TEST_STATEMENT_LOG=PATH`: each statement's number and first line are appended to
     PATH as it completes, so that a test knows what the N-th statement is.
-    Both are read once, at import: when neither is set, a statement costs a call and a test.
+    They are read once, at import: when none is set, a statement costs a call and a test.
     """
 
     def __init__(self) -> None:
         kill_after = os.environ.get("SQLOPS_TEST_KILL_AFTER", "")
         self.kill_after = int(kill_after) if kill_after.strip() else 0
+        self.matching = os.environ.get("SQLOPS_TEST_KILL_MATCHING", "")
         self.log_path = os.environ.get("SQLOPS_TEST_STATEMENT_LOG") or None
         self.armed = bool(self.kill_after or self.log_path)
         self.count = 0
+        self.counted = 0  # toward the kill
         self.lock = threading.Lock()
 
     def statement_done(self, sql: str) -> None:
@@ -61,7 +64,9 @@ class _CrashSwitch:
                 first = " ".join(sql.split())[:200]
                 with open(self.log_path, "a", encoding="utf-8") as log:
                     log.write(f"{self.count}\t{first}\n")
-            if self.count == self.kill_after:
+            if self.matching in sql:
+                self.counted += 1
+            if self.counted == self.kill_after:
                 os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -93,6 +98,12 @@ class Engine(ABC):
         the crash tests' kill switch (_CrashSwitch), a no-op otherwise."""
         if _crash_switch.armed:
             _crash_switch.statement_done(sql)
+
+    @property
+    def state(self) -> Engine:
+        """The engine that holds sqlops_meta: this one, unless the engine cannot hold it well
+        (Spark keeps it in a state database of its own)."""
+        return self
 
     def interrupt(self) -> None:
         """Stop the statement running on this connection, from another thread (Ctrl-C)."""
@@ -141,6 +152,20 @@ class Engine(ABC):
             (schema,),
         ).rows
         return {str(r[0]): "view" if r[1] == "VIEW" else "table" for r in rows}
+
+    def schemas(self) -> set[str]:
+        """The names of every schema of the database."""
+        rows = self.query("SELECT DISTINCT schema_name FROM information_schema.schemata").rows
+        return {str(r[0]) for r in rows}
+
+    def view_definitions(self, contains: str) -> list[tuple[str, str, str]]:
+        """(schema, name, SQL text) of every view whose text contains `contains`."""
+        rows = self.query(
+            "SELECT table_schema, table_name, view_definition FROM information_schema.views "
+            "WHERE view_definition LIKE ?",
+            (f"%{contains}%",),
+        ).rows
+        return [(str(r[0]), str(r[1]), str(r[2])) for r in rows]
 
     @abstractmethod
     def load_file(

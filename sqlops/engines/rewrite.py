@@ -92,7 +92,7 @@ def unsupported(query: exp.Expr, dialect: str) -> str | None:
     for node in query.walk():
         if isinstance(node, exp.Pivot):
             return "UNPIVOT" if node.args.get("unpivot") else "PIVOT"
-        if isinstance(node, exp.Lambda):
+        if isinstance(node, exp.Lambda) and dialect == "postgres":  # Spark has lambdas
             return "a lambda (x -> ...)"
         if isinstance(node, exp.Join) and node.text("method").upper() in ("ASOF", "POSITIONAL"):
             return f"{node.text('method').upper()} JOIN"

@@ -23,7 +23,7 @@ ENGINES = ("duckdb", "postgres", "spark")
 TARGET_SETTINGS = {
     "duckdb": {"path"},
     "postgres": {"dsn", "schema"},
-    "spark": {"master", "remote", "warehouse"},
+    "spark": {"master", "remote", "warehouse", "state"},
 }
 SECTIONS = {"project", "targets", "vars", "notify", "monitor"}
 MONITOR_LEVELS = ("warn", "error", "off")
@@ -197,6 +197,14 @@ def load_config(root: Path) -> ProjectConfig:
                     line=_line_of(path, key, text),
                     hint=f'write {key} = "..."',
                 )
+        if engine == "spark" and rest.get("master") and rest.get("remote"):
+            raise ConfigError(
+                f"[{section}] has both master and remote",
+                path=path,
+                line=_line_of(path, "remote", text),
+                hint='keep master = "local[N]" to run Spark here, or remote = "sc://host:15002" '
+                "to use a Spark Connect server",
+            )
         if engine == "duckdb":
             stem = Path(str(rest.get("path", ":memory:"))).stem.lower()
             if "__" in stem or stem.startswith("sqlops"):

@@ -28,6 +28,19 @@ _TARGETS = {
         'dsn = "${PG_DSN}"          # e.g. export PG_DSN=postgresql://me@localhost:5432/shop\n'
         "threads = 4\n"
     ),
+    "spark": (
+        "[targets.local]\n"
+        'engine = "spark"\n'
+        'master = "local[2]"       # Spark in this process; for a cluster: remote = "sc://host:15002"\n'
+        "threads = 2\n"
+        "# the catalog (metastore_db/), the tables (spark-warehouse/) and sqlops's state\n"
+        "# (sqlops_state.duckdb) stay in this folder; see docs/engines.md\n"
+    ),
+}
+
+# what an engine keeps in the project folder, for .gitignore
+_IGNORED = {
+    "spark": "\n# local Spark: its catalog, its tables, its logs\nmetastore_db/\nspark-warehouse/\n.sqlops/\n"
 }
 
 
@@ -35,7 +48,7 @@ def scaffold(folder: Path, engine: str) -> Path:
     if engine not in ("duckdb", *_TARGETS):
         raise SqlopsError(
             f"engine `{engine}` is not available for new projects yet",
-            hint="use --engine duckdb (the default) or --engine postgres",
+            hint="use --engine duckdb (the default), --engine postgres or --engine spark",
         )
     if not folder.name or folder.name in (".", ".."):
         raise SqlopsError("give the new project's folder a name", hint="e.g. sqlops init shop")
@@ -64,6 +77,9 @@ def scaffold(folder: Path, engine: str) -> Path:
             text = config.read_text(encoding="utf-8")
             local = f'[targets.local]\nengine = "duckdb"\npath = "{name}.duckdb"\n'
             config.write_text(text.replace(local, _TARGETS[engine]))
+        if engine in _IGNORED:
+            with (folder / ".gitignore").open("a", encoding="utf-8") as ignore:
+                ignore.write(_IGNORED[engine])
     except OSError as exc:
         raise SqlopsError(
             f"cannot create {folder}: {exc.strerror or exc}",

@@ -124,7 +124,8 @@ class History:
 
 def read_history(engine: Engine, env: str, period: Period) -> History:
     """One query per table; timestamps are compared in the database, the rest is Python."""
-    t = StateStore(engine)._t
+    store = StateStore(engine)
+    t, engine = store._t, store.engine
     during = (env, period.since, period.until)
     in_period = "r.env = ? AND r.started_at >= ? AND r.started_at <= ?"
     runs = tuple(

@@ -231,8 +231,8 @@ class HistoryReader:
     """The queries behind `sqlops history`, one per need."""
 
     def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self._t = StateStore(engine)._t
+        store = StateStore(engine)
+        self.engine, self._t = store.engine, store._t
 
     def runs(
         self,

@@ -18,17 +18,12 @@ from sqlops.gitinfo import Commit, head_commit
 from sqlops.graph.fingerprint import assertions_hash
 from sqlops.impact.definition import Definition, definitions
 from sqlops.plan.builder import Action, Plan, Step, make_plan
-from sqlops.plan.relations import (
-    PROD,
-    Relations,
-    env_relation,
-    env_relation_of,
-    physical_relation,
-)
+from sqlops.plan.relations import PROD, Relations, env_relation, physical_relation
 from sqlops.project.definition import Kind, Materialized, Node
 from sqlops.run.assertions import run_assertions
 from sqlops.run.results import Listener, NodeResult, RunResult, Status, quiet
 from sqlops.run.sources import check_source_columns
+from sqlops.run.switch import ViewSwitch, switch
 from sqlops.run.watch import Watch, observe_sources, read_watch, series_version, unique
 from sqlops.state.history import History, Measured, RunContext
 from sqlops.state.store import Deployed, StateStore, Version
@@ -161,7 +156,7 @@ def build(
     engines = [engine.fork() for _ in range(max(1, threads))]
     try:
         _run_steps(project, plan, relations, served, watch, engines, results, recorder, listener)
-        with engine.transaction():
+        with store.engine.transaction():
             recorder.flush()
         ordered = tuple(results[s.node_id] for s in plan.steps)
         observed = observe_sources(
@@ -192,7 +187,7 @@ def build(
             failure,
             run_id=run_id,
         )
-        with engine.transaction():
+        with store.engine.transaction():
             if not ending.done:
                 ending.write(run.ok)
             history.finish(run_id, run)
@@ -201,7 +196,7 @@ def build(
         for forked in engines:
             forked.interrupt()
         # keep what was built, so that the next build reuses it
-        with contextlib.suppress(EngineError, KeyboardInterrupt), engine.transaction():
+        with contextlib.suppress(EngineError, KeyboardInterrupt), store.engine.transaction():
             recorder.flush()
         history.interrupted(run_id)
         raise
@@ -299,11 +294,10 @@ class _Ending:
 
         A node's values join the environment's series when the run succeeded, or when the node
         is a table read in place that passed (its data is the world's, not a version to
-        promote). A version that passed in a run that failed keeps its values aside, for the
-        day it is promoted."""
+        promote). A version that passed had its values kept aside when it was recorded
+        (_Recorder), for the day it is promoted without being measured."""
         env, history = self.plan.env, self.history
         joined: list[Measured] = []
-        aside: list[Measured] = []
         for step, result in zip(self.plan.steps, self.results, strict=True):
             if not result.ok:
                 continue
@@ -317,10 +311,7 @@ class _Ending:
             ]
             if ok or step.action is Action.CHECK_SOURCE:
                 joined += values
-            elif step.physical is not None:
-                aside += values
         history.append(env, self.run_id, unique(joined), self.watch.baselines)
-        history.keep_aside(self.run_id, unique(aside))
         for step in carried:
             history.carry(env, self.run_id, step.node_id, step.fingerprint)
         history.observe_sources(env, self.run_id, self.observed, self.watch.sources)
@@ -477,6 +468,7 @@ class _Recorder:
         self.order = {s.node_id: i for i, s in enumerate(plan.steps)}
         self.results: list[tuple[Node, NodeResult, str | None]] = []
         self.versions: list[Version] = []
+        self.aside: list[Measured] = []  # what the passed versions measured
         self.flushed = time.perf_counter()
 
     def add(self, node: Node, step: Step, result: NodeResult) -> None:
@@ -500,6 +492,12 @@ class _Recorder:
                     result.rows,
                 )
             )
+            if result.ok:
+                self.aside += [
+                    Measured(node.id, expr, step.fingerprint, value)
+                    for a in result.assertions
+                    for expr, value in a.tracked.items()
+                ]
         if self.versions and time.perf_counter() - self.flushed > 1.0:
             with self.history.engine.transaction():
                 self.flush()
@@ -508,7 +506,9 @@ class _Recorder:
         """Write what is pending. Call inside a transaction."""
         self.history.record_nodes(self.run_id, self.results, self.order)
         self.history.store.record_versions(self.versions)
-        self.results, self.versions = [], []
+        # kept with the versions: a build killed before it promotes loses none of their values
+        self.history.keep_aside(self.run_id, unique(self.aside))
+        self.results, self.versions, self.aside = [], [], []
         self.flushed = time.perf_counter()
 
 
@@ -520,12 +520,7 @@ def _promote(
     commit: Commit | None,
     ending: _Ending,
 ) -> int | None:
-    """Point the environment's views at the new versions and record it, in one transaction."""
-    if not engine.supports_transactional_ddl:
-        raise SqlopsError(
-            f"the {engine.dialect} engine cannot switch views and state in one transaction",
-            hint="promotion on this engine is not supported yet",
-        )
+    """Point the environment's views at the new versions and record it (sqlops.run.switch)."""
     current = store.environment(plan.env)
     deployed = []
     for step in plan.promoted:
@@ -559,43 +554,26 @@ def _promote(
         and all(current.get(d.node) == d for d in deployed)
     ):
         return None  # the environment already serves exactly these versions
-    with engine.transaction():
-        switch_views(engine, store, plan.env, deployed, retired, definitions_now, forget)
-        deployment_id = store.set_deployed(plan.env, deployed, commit, ending.run_id)
-        carried = [
-            s
-            for s in plan.promoted
-            if s.action is Action.REUSE and current.get(s.node_id) != deployed_of[s.node_id]
-        ]
+    carried = [
+        s
+        for s in plan.promoted
+        if s.action is Action.REUSE and current.get(s.node_id) != deployed_of[s.node_id]
+    ]
+
+    def also(deployment: int) -> None:
+        ending.history.promoted(ending.run_id, deployment)
         ending.write(True, carried)
-    return deployment_id
 
-
-def switch_views(
-    engine: Engine,
-    store: StateStore,
-    env: str,
-    deployed: Sequence[Deployed],
-    retired: Sequence[str],
-    definitions: dict[str, str],
-    forget: list[str],
-) -> None:
-    """Point the environment's views at these versions, drop the views of retired nodes, and
-    record it in the state. Call inside the transaction that records the deployment."""
-    views = {d.node: env_relation_of(d.node, env) for d in deployed}
-    for schema in sorted({v.schema for v in views.values()}):
-        engine.create_schema(schema)
-    for d in deployed:
-        engine.create_view_as(
-            views[d.node], f"SELECT * FROM {engine.quote(d.physical)}", replace=True
-        )
-    for node_id in retired:
-        view = env_relation_of(node_id, env)
-        # a source that now is someone's table keeps it: only sqlops's view goes
-        if engine.relations(view.schema).get(view.name) == "view":
-            engine.drop(view, "view")
-    store.retire(env, list(retired))
-    store.set_definitions(env, definitions, forget)
+    change = ViewSwitch(
+        plan.env,
+        deployed,
+        retired,
+        definitions_now,
+        forget,
+        run_id=ending.run_id,
+        commit=commit,
+    )
+    return switch(engine, store, change, also=also)
 
 
 def _definitions(project: Project, node_ids: list[str], recorded: dict[str, str]) -> dict[str, str]:

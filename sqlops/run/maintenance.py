@@ -22,7 +22,7 @@ from sqlops.engines.base import Relation
 from sqlops.errors import EngineError, SqlopsError
 from sqlops.gitinfo import Commit
 from sqlops.plan.relations import SANDBOX_PREFIX, env_relation_of
-from sqlops.run.executor import switch_views
+from sqlops.run.switch import ViewSwitch, switch
 from sqlops.state.store import Deployed, DeploymentRecord, StateStore, Version
 
 if TYPE_CHECKING:
@@ -112,14 +112,6 @@ class _Catalog:
 
     def kind(self, relation: Relation) -> str | None:
         return self.schema(relation.schema).get(relation.name)
-
-
-def _needs_transactions(engine: Engine, what: str) -> None:
-    if not engine.supports_transactional_ddl:
-        raise SqlopsError(
-            f"the {engine.dialect} engine cannot {what} and state in one transaction",
-            hint=f"{what} on this engine is not supported yet",
-        )
 
 
 # -- rollback ---------------------------------------------------------------------------------
@@ -417,16 +409,16 @@ def _definitions(
 
 
 def apply_rollback(engine: Engine, plan: Rollback) -> Rollback:
-    """Switch the views and sqlops_meta.environments in one transaction, and record the rollback
+    """Switch the views and sqlops_meta.environments (sqlops.run.switch), and record the rollback
     as a deployment of the environment (git commit: the one of the deployment it restores)."""
-    _needs_transactions(engine, "switch views")
     store = StateStore(engine)
     store.ensure()
     env = plan.env
     pointed = [s.after for s in plan.switches if s.after is not None] + list(plan.repaired)
-    retired = [s.node for s in plan.switches if s.after is None]
+    promoted = [s.after for s in plan.switches if s.after is not None]
     commit = Commit(plan.to.git_commit, None, plan.to.author) if plan.to.git_commit else None
-    with engine.transaction():
+
+    def check() -> None:
         latest = store.latest_deployment(env)
         if latest != plan.current:
             raise SqlopsError(
@@ -434,22 +426,18 @@ def apply_rollback(engine: Engine, plan: Rollback) -> Rollback:
                 "was being prepared; nothing was changed",
                 hint="look at what it serves now, then run `sqlops rollback` again",
             )
-        switch_views(
-            engine,
-            store,
-            env,
-            [Deployed(a.node, a.fingerprint, a.physical, a.relation_kind) for a in pointed],
-            retired,
-            plan.definitions,
-            list(plan.forgotten),
-        )
-        promoted = [s.after for s in plan.switches if s.after is not None]
-        deployment = store.set_deployed(
-            env,
-            [Deployed(a.node, a.fingerprint, a.physical, a.relation_kind) for a in promoted],
-            commit,
-        )
-        store.mark_restored(deployment, plan.to.id)
+
+    change = ViewSwitch(
+        env,
+        [Deployed(a.node, a.fingerprint, a.physical, a.relation_kind) for a in pointed],
+        [s.node for s in plan.switches if s.after is None],
+        plan.definitions,
+        list(plan.forgotten),
+        promoted=[Deployed(a.node, a.fingerprint, a.physical, a.relation_kind) for a in promoted],
+        commit=commit,
+        restores=plan.to.id,
+    )
+    deployment = switch(engine, store, change, check=check)
     return replace(plan, deployment=deployment)
 
 
@@ -580,22 +568,14 @@ def _sandbox_schemas(
     engine: Engine, versions: dict[tuple[str, str], Version], served: set[Relation]
 ) -> set[str]:
     """sqlops__<schema>: from the catalog, and from state."""
-    rows = engine.query(
-        "SELECT DISTINCT schema_name FROM information_schema.schemata WHERE schema_name LIKE ?",
-        (f"{SANDBOX_PREFIX[:6]}%",),
-    ).rows
-    schemas = {str(r[0]) for r in rows}
+    schemas = {s for s in engine.schemas() if s.startswith(SANDBOX_PREFIX)}
     schemas |= {v.physical.schema for v in versions.values()} | {r.schema for r in served}
     return {s for s in schemas if s.startswith(SANDBOX_PREFIX)}
 
 
 def _view_reads(engine: Engine, known: set[Relation]) -> dict[Relation, set[Relation]]:
     """Every view of the database that reads a relation of the sandbox -> those it reads."""
-    rows = engine.query(
-        "SELECT table_schema, table_name, view_definition FROM information_schema.views "
-        "WHERE view_definition LIKE ?",
-        (f"%{SANDBOX_PREFIX[:6]}%",),
-    ).rows
+    rows = engine.view_definitions(SANDBOX_PREFIX[:6])
     found: dict[Relation, set[Relation]] = {}
     for schema, name, text in rows:
         view = Relation(str(schema), str(name))
@@ -632,27 +612,49 @@ def collect(engine: Engine, plan: Collection) -> Collection:
     again, in the database, that no environment serves any of it."""
     if not plan.dropped and not plan.forgotten:
         return replace(plan, done=True)
-    _needs_transactions(engine, "drop relations")
     store = StateStore(engine)
+    if not (engine.supports_transactional_ddl and engine.state is engine):
+        return _collect_in_steps(engine, store, plan)
     with engine.transaction():
-        served = store.served()
-        clash = sorted(str(g.relation) for g in plan.dropped if g.relation in served)
-        if clash:
-            raise SqlopsError(
-                f"{', '.join(clash)} {'is' if len(clash) == 1 else 'are'} served by an "
-                "environment now (a build or rollback ran meanwhile); nothing was dropped",
-                hint="run `sqlops gc` again",
-            )
+        _refuse_served(store, plan)
         for garbage in plan.dropped:
-            try:
-                engine.drop(garbage.relation, garbage.kind)
-            except EngineError as exc:
-                raise EngineError(
-                    f"gc stopped at {garbage.relation}, and dropped nothing: {exc.message}",
-                    hint="something sqlops does not know of reads it (someone's view, say): "
-                    "drop or change that first; `sqlops gc --dry-run` lists what gc drops",
-                ) from None
+            _drop(engine, garbage, "and dropped nothing")
         store.forget_versions(
             [g.relation for g in plan.dropped] + [v.physical for v in plan.forgotten]
         )
     return replace(plan, done=True)
+
+
+def _collect_in_steps(engine: Engine, store: StateStore, plan: Collection) -> Collection:
+    """Without transactions: forget the versions first, then drop their relations. A process
+    killed between the two leaves relations that no version names, which the next gc drops."""
+    with store.engine.transaction():
+        _refuse_served(store, plan)
+        store.forget_versions(
+            [g.relation for g in plan.dropped] + [v.physical for v in plan.forgotten]
+        )
+    for number, garbage in enumerate(plan.dropped):
+        _drop(engine, garbage, f"after dropping {number} of {len(plan.dropped)}")
+    return replace(plan, done=True)
+
+
+def _refuse_served(store: StateStore, plan: Collection) -> None:
+    served = store.served()
+    clash = sorted(str(g.relation) for g in plan.dropped if g.relation in served)
+    if clash:
+        raise SqlopsError(
+            f"{', '.join(clash)} {'is' if len(clash) == 1 else 'are'} served by an "
+            "environment now (a build or rollback ran meanwhile); nothing was dropped",
+            hint="run `sqlops gc` again",
+        )
+
+
+def _drop(engine: Engine, garbage: Garbage, so_far: str) -> None:
+    try:
+        engine.drop(garbage.relation, garbage.kind)
+    except EngineError as exc:
+        raise EngineError(
+            f"gc stopped at {garbage.relation}, {so_far}: {exc.message}",
+            hint="something sqlops does not know of reads it (someone's view, say): "
+            "drop or change that first; `sqlops gc --dry-run` lists what gc drops",
+        ) from None

@@ -132,7 +132,7 @@ def test_environment(
     ]
     counted = {r.node_id: r.rows for r in results if r.rows is not None}
     observed = observe_sources(project, engine, env, stamps, counted)
-    with engine.transaction():
+    with store.engine.transaction():
         history.record_nodes(
             run_id,
             [(project.nodes[r.node_id], r, versions.get(r.node_id)) for r in results],

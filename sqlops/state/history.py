@@ -133,6 +133,14 @@ class History:
             )
         return run_id
 
+    def promoted(self, run_id: int, deployment: int) -> None:
+        """The run's deployment, recorded with it: a run killed after promoting is not left
+        `running` with nothing deployed. Call inside the transaction that promotes."""
+        self.engine.execute(
+            f"UPDATE {self._t('runs')} SET outcome = 'success', deployment_id = ? WHERE id = ?",
+            (deployment, run_id),
+        )
+
     def interrupted(self, run_id: int) -> None:
         """Ctrl-C: say so in the run's row, if the database still listens."""
         with contextlib.suppress(EngineError):

@@ -1,7 +1,8 @@
 """The state tables, read and written through the engine interface.
 
 Every statement here runs on the engine the build uses, so promotion can write views and state in
-the same transaction.
+the same transaction; an engine without transactions (Spark) names a state database instead, and
+promotion follows the journaled protocol of sqlops.run.switch.
 """
 
 from __future__ import annotations
@@ -143,7 +144,7 @@ class DeploymentRecord:
 
 class StateStore:
     def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+        self.engine = engine.state  # the build's engine, or the state database it names
         self._exists = False  # once the tables are known to be there, they stay
         self._version = SCHEMA_VERSION
 
@@ -408,6 +409,28 @@ class StateStore:
             f"INSERT INTO {self._t('meta')} VALUES (?, ?)",
             (f"deployment:{deployment_id}:restores", str(restored)),
         )
+
+    # -- the journal of a switch in progress, on engines without transactions (run/switch.py) --
+
+    def journal(self, env: str, switch: str) -> None:
+        """Write down a switch about to start (JSON). Call inside a transaction."""
+        self.engine.execute(f"DELETE FROM {self._t('meta')} WHERE key = ?", (f"switch:{env}",))
+        self.engine.execute(
+            f"INSERT INTO {self._t('meta')} VALUES (?, ?)", (f"switch:{env}", switch)
+        )
+
+    def journaled(self) -> dict[str, str]:
+        """env -> the switch a process started and did not finish."""
+        if not self.exists():
+            return {}
+        rows = self.engine.query(
+            f"SELECT key, value FROM {self._t('meta')} WHERE key LIKE 'switch:%'"
+        ).rows
+        return {str(k).split(":", 1)[1]: str(v) for k, v in rows}
+
+    def close_journal(self, env: str) -> None:
+        """The switch is recorded. Call inside the transaction that records it."""
+        self.engine.execute(f"DELETE FROM {self._t('meta')} WHERE key = ?", (f"switch:{env}",))
 
     def latest_deployment(self, env: str) -> int | None:
         rows = self.engine.query(

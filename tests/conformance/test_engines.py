@@ -17,30 +17,35 @@ import pytest
 
 from tests.conftest import Run, Shop, run_sqlops
 
-ENGINES = ("duckdb", "postgres")
+# the Spark scenarios also run alone: pytest -m spark
+ENGINES = ("duckdb", "postgres", pytest.param("spark", marks=pytest.mark.spark))
+ENGINE_NAMES = ("duckdb", "postgres", "spark")
 MARTS = ("marts.customers", "marts.orders", "marts.revenue_daily")
 
 
 class Warehouse:
     """The template project, built on one engine, with that engine's database read directly."""
 
-    def __init__(self, root: Path, engine: str, dsn: str | None) -> None:
-        self.root, self.engine, self.dsn = root, engine, dsn
-        if engine == "postgres":
-            config = root / "sqlops.toml"
-            text = config.read_text()
-            local = f'[targets.local]\nengine = "duckdb"\npath = "{root.name}.duckdb"'
-            assert local in text
-            config.write_text(
-                text.replace(
-                    local,
-                    '[targets.local]\nengine = "postgres"\ndsn = "${SQLOPS_TEST_PG_DSN}"\n'
-                    "threads = 3",  # models built at once, each on a connection of its own
-                )
-            )
+    def __init__(self, root: Path, engine: str, server: str | None) -> None:
+        # server: PostgreSQL's DSN, or the sc:// address of the Spark Connect server
+        self.root, self.engine, self.server = root, engine, server
+        self.dsn = server if engine == "postgres" else None
+        if engine == "duckdb":
+            return
+        config = root / "sqlops.toml"
+        text = config.read_text()
+        local = f'[targets.local]\nengine = "duckdb"\npath = "{root.name}.duckdb"'
+        assert local in text
+        target = (
+            'engine = "postgres"\ndsn = "${SQLOPS_TEST_SERVER}"'
+            if engine == "postgres"
+            else 'engine = "spark"\nremote = "${SQLOPS_TEST_SERVER}"'
+        )
+        # threads: models built at once, each on a connection of its own
+        config.write_text(text.replace(local, f"[targets.local]\n{target}\nthreads = 3"))
 
     def sqlops(self, *args: str) -> Run:
-        return run_sqlops(list(args), self.root, {"SQLOPS_TEST_PG_DSN": self.dsn or ""})
+        return run_sqlops(list(args), self.root, {"SQLOPS_TEST_SERVER": self.server or ""})
 
     def ok(self, *args: str) -> Run:
         result = self.sqlops(*args)
@@ -48,26 +53,89 @@ class Warehouse:
         return result
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
+        """A query of the warehouse, or of sqlops_meta (Spark keeps it in a DuckDB file)."""
         if self.engine == "postgres":
             import psycopg
 
             assert self.dsn is not None
             with psycopg.connect(self.dsn) as con:
                 return [tuple(r) for r in con.execute(sql).fetchall()]
-        con = duckdb.connect(str(self.root / f"{self.root.name}.duckdb"), read_only=True)
+        if self.engine == "spark" and "sqlops_meta." not in sql:
+            return [tuple(r) for r in self._spark().sql(_in_spark(sql)).collect()]
+        con = duckdb.connect(str(self._duckdb_file()), read_only=True)
         try:
             return con.execute(sql).fetchall()
         finally:
             con.close()
 
+    def execute(self, sql: str) -> None:
+        """A statement run directly on the warehouse, as someone other than sqlops would."""
+        if self.engine == "postgres":
+            import psycopg
+
+            assert self.dsn is not None
+            with psycopg.connect(self.dsn, autocommit=True) as con:
+                con.execute(sql)
+            return
+        if self.engine == "spark":
+            self._spark().sql(_in_spark(sql)).collect()
+            return
+        con = duckdb.connect(str(self._duckdb_file()))
+        try:
+            con.execute(sql)
+        finally:
+            con.close()
+
+    def relations(self, schema: str) -> set[str]:
+        """The tables and views of a schema, from the catalog."""
+        if self.engine == "spark":
+            spark = self._spark()
+            if schema not in {r[0] for r in spark.sql("SHOW DATABASES").collect()}:
+                return set()
+            return {r[1] for r in spark.sql(f"SHOW TABLES IN `{schema}`").collect() if not r[2]}
+        rows = self.query(
+            f"SELECT table_name FROM information_schema.tables WHERE table_schema = '{schema}'"
+        )
+        return {name for (name,) in rows}
+
+    def columns(self, relation: str) -> list[str]:
+        if self.engine == "spark":
+            return list(self._spark().table(relation).columns)
+        schema, name = relation.split(".")
+        return [
+            c
+            for (c,) in self.query(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = "
+                f"'{schema}' AND table_name = '{name}' ORDER BY ordinal_position"
+            )
+        ]
+
+    def _duckdb_file(self) -> Path:
+        if self.engine == "spark":
+            return self.root / "sqlops_state.duckdb"  # the default state database
+        return self.root / f"{self.root.name}.duckdb"
+
+    def _spark(self) -> Any:
+        from tests.spark_server import client
+
+        assert self.server is not None
+        return client(self.server)
+
     edit = Shop.edit  # the same edit as every other test's project
+
+
+def _in_spark(sql: str) -> str:
+    """The tests write SQL as DuckDB reads it; Spark quotes names with backticks."""
+    import sqlglot
+
+    return sqlglot.transpile(sql, read="duckdb", write="spark")[0]
 
 
 def make_warehouse(engine: str, folder: Path, request: pytest.FixtureRequest) -> Warehouse:
     result = run_sqlops(["init", "shop"], folder)
     assert result.code == 0, result.output
-    dsn = request.getfixturevalue("pg_dsn") if engine == "postgres" else None
-    return Warehouse(folder / "shop", engine, dsn)
+    server = {"postgres": "pg_dsn", "spark": "spark_remote"}.get(engine)
+    return Warehouse(folder / "shop", engine, request.getfixturevalue(server) if server else None)
 
 
 @pytest.fixture(params=ENGINES)
@@ -77,15 +145,7 @@ def warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> Warehouse:
 
 def rows_of(warehouse: Warehouse, relation: str) -> list[tuple[Any, ...]]:
     """Every row, in one order, with numbers compared as numbers."""
-    columns = [
-        c
-        for (c,) in warehouse.query(
-            "SELECT column_name FROM information_schema.columns WHERE table_schema = "
-            f"'{relation.split('.')[0]}' AND table_name = '{relation.split('.')[1]}' "
-            "ORDER BY ordinal_position"
-        )
-    ]
-    order = ", ".join(f'"{c}"' for c in columns)
+    order = ", ".join(f'"{c}"' for c in warehouse.columns(relation))
     rows = warehouse.query(f"SELECT * FROM {relation} ORDER BY {order}")
     return [tuple(_plain(v) for v in row) for row in rows]
 
@@ -100,7 +160,7 @@ def test_the_template_serves_the_same_rows_on_every_engine(
     tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     built = {}
-    for engine in ENGINES:
+    for engine in ENGINE_NAMES:
         (tmp_path / engine).mkdir()
         warehouse = make_warehouse(engine, tmp_path / engine, request)
         warehouse.ok("build")
@@ -108,6 +168,7 @@ def test_the_template_serves_the_same_rows_on_every_engine(
     for mart in MARTS:
         assert built["duckdb"][mart], mart
         assert built["postgres"][mart] == built["duckdb"][mart], mart
+        assert built["spark"][mart] == built["duckdb"][mart], mart
 
 
 def test_what_a_target_lacks_is_rewritten(warehouse: Warehouse) -> None:
@@ -120,11 +181,7 @@ def test_what_a_target_lacks_is_rewritten(warehouse: Warehouse) -> None:
         "FROM marts.customers GROUP BY ALL\n"
     )
     warehouse.ok("build")
-    columns = warehouse.query(
-        "SELECT column_name FROM information_schema.columns WHERE table_schema = 'marts' "
-        "AND table_name = 'slim' ORDER BY ordinal_position"
-    )
-    assert [c for (c,) in columns][:4] == [
+    assert warehouse.columns("marts.slim")[:4] == [
         "customer_id",
         "first_name",
         "country_code",

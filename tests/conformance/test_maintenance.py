@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 
 from tests.conformance.test_engines import ENGINES, Warehouse, make_warehouse, rows_of
@@ -19,22 +18,6 @@ PLAIN = "order_date AS revenue_date,"
 @pytest.fixture(params=ENGINES)
 def warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> Warehouse:
     return make_warehouse(request.param, tmp_path, request)
-
-
-def execute(warehouse: Warehouse, sql: str) -> None:
-    """A statement run directly on the warehouse, as someone other than sqlops would."""
-    if warehouse.engine == "postgres":
-        import psycopg
-
-        assert warehouse.dsn is not None
-        with psycopg.connect(warehouse.dsn, autocommit=True) as con:
-            con.execute(sql)
-        return
-    con = duckdb.connect(str(warehouse.root / f"{warehouse.root.name}.duckdb"))
-    try:
-        con.execute(sql)
-    finally:
-        con.close()
 
 
 def served(warehouse: Warehouse, env: str = "prod") -> dict[str, str]:
@@ -50,19 +33,11 @@ def deployments(warehouse: Warehouse) -> list[tuple[Any, ...]]:
 
 
 def sandbox(warehouse: Warehouse, schema: str = "sqlops__marts") -> set[str]:
-    rows = warehouse.query(
-        f"SELECT table_name FROM information_schema.tables WHERE table_schema = '{schema}'"
-    )
-    return {name for (name,) in rows}
+    return warehouse.relations(schema)
 
 
 def view_exists(warehouse: Warehouse, schema: str, name: str) -> bool:
-    return bool(
-        warehouse.query(
-            "SELECT 1 FROM information_schema.tables "
-            f"WHERE table_schema = '{schema}' AND table_name = '{name}'"
-        )
-    )
+    return name in warehouse.relations(schema)
 
 
 def relation_of(warehouse: Warehouse, node: str, env: str = "prod") -> str:
@@ -176,7 +151,7 @@ def test_rollback_refuses_when_a_relation_is_gone(warehouse: Warehouse) -> None:
     warehouse.edit(DAILY, PLAIN, "1 AS one, " + PLAIN)
     warehouse.ok("build")
     rows, state = rows_of(warehouse, "marts.revenue_daily"), served(warehouse)
-    execute(warehouse, "DROP TABLE " + ".".join(f'"{part}"' for part in old.split(".")))
+    warehouse.execute("DROP TABLE " + ".".join(f'"{part}"' for part in old.split(".")))
     refused = warehouse.sqlops("rollback")
     assert refused.code == 2
     assert f"1 relation it served is gone: {old} (marts.revenue_daily); nothing was changed" in (
@@ -216,12 +191,12 @@ def test_partial_builds_and_retired_models_are_replayed(warehouse: Warehouse) ->
     assert not view_exists(warehouse, "marts", "extra")
 
     # someone's table where the view would go: refused, nothing changes
-    execute(warehouse, "CREATE TABLE marts.extra AS SELECT 2 AS x")
+    warehouse.execute("CREATE TABLE marts.extra AS SELECT 2 AS x")
     refused = warehouse.sqlops("rollback")
     assert refused.code == 2
     assert "would replace the table marts.extra, which sqlops did not create" in refused.stderr
     assert "marts.extra" not in served(warehouse) and len(deployments(warehouse)) == 6
-    execute(warehouse, "DROP TABLE marts.extra")
+    warehouse.execute("DROP TABLE marts.extra")
     back = warehouse.ok("rollback")  # 7: back to 5, which served it
     assert "marts.extra: not in the project any more" in back.stdout
     assert "marts.extra" in served(warehouse)
@@ -242,8 +217,8 @@ def test_gc_drops_what_nothing_uses(warehouse: Warehouse) -> None:
     warehouse.ok("build")  # 4: prod v3
     v3 = relation_of(warehouse, "marts.revenue_daily").split(".")[1]
     # left by an interrupted build (unrecorded), and a table sqlops did not make
-    execute(warehouse, 'CREATE TABLE "sqlops__marts"."junk__0123456789ab" AS SELECT 1 AS x')
-    execute(warehouse, 'CREATE TABLE "sqlops__marts"."notes" AS SELECT 1 AS x')
+    warehouse.execute('CREATE TABLE "sqlops__marts"."junk__0123456789ab" AS SELECT 1 AS x')
+    warehouse.execute('CREATE TABLE "sqlops__marts"."notes" AS SELECT 1 AS x')
     before = sandbox(warehouse)
     assert {v1, v2, v3} <= before
 

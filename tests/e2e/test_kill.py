@@ -457,18 +457,6 @@ def test_a_killed_build_leaves_every_environment_whole_and_the_next_build_finish
         assert warehouse.rows(mart) == scenario.new_rows[mart], (where, mart)
 
 
-class KnownBug(AssertionError):
-    """What a strict xfail below expects: a precondition that fails is a plain failure."""
-
-
-@pytest.mark.xfail(
-    strict=True,
-    raises=KnownBug,
-    reason="a build killed right after its promotion's COMMIT stays `running` in the run "
-    "history, without the deployment it made, and counts as a failed change: the run's outcome "
-    "and deployment_id are written in a transaction of their own after the promotion's "
-    "(sqlops/run/executor.py, build)",
-)
 def test_a_build_killed_after_promoting_is_recorded_as_the_run_that_deployed(
     scenario: Scenario, copies: Callable[[], Warehouse]
 ) -> None:
@@ -488,20 +476,12 @@ def test_a_build_killed_after_promoting_is_recorded_as_the_run_that_deployed(
     runs = {r["id"]: r for r in json.loads(warehouse.ok("history", "--json").stdout)}
     killed = runs[run_id]
     if killed["outcome"] == "running" or killed["deployment_id"] != deployment:
-        raise KnownBug(f"run {run_id}, which made deployment {deployment}: {killed}")
+        raise AssertionError(f"run {run_id}, which made deployment {deployment}: {killed}")
     report = json.loads(warehouse.ok("report", "--json").stdout)
     if report["change_failure_rate"]["failed"]:
-        raise KnownBug(f"a failed change: {report['change_failure_rate']}")
+        raise AssertionError(f"a failed change: {report['change_failure_rate']}")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=KnownBug,
-    reason="a build killed after it recorded its new versions as passed, and before its "
-    "promotion committed, loses their measured values: the next build reuses and promotes the "
-    "versions, but prev() and anomaly() never get their values (they are only written when the "
-    "build ends, sqlops/run/executor.py _Ending.write; carry() finds none to carry)",
-)
 def test_a_build_killed_before_promoting_loses_no_measured_value(
     scenario: Scenario, copies: Callable[[], Warehouse]
 ) -> None:
@@ -519,4 +499,4 @@ def test_a_build_killed_before_promoting_loses_no_measured_value(
     assert warehouse.served().key() == scenario.new.key(), where
     lost = scenario.measured - measured(warehouse)
     if lost:
-        raise KnownBug(f"{where}; then the next build; prod's series lacks {sorted(lost)}")
+        raise AssertionError(f"{where}; then the next build; prod's series lacks {sorted(lost)}")

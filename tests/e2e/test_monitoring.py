@@ -80,8 +80,8 @@ def test_anomaly_trains_then_flags_a_planted_outlier(events: Shop) -> None:
     assert expected["high"] == pytest.approx(100 + 3 * 2**0.5)
     assert check["measured"]["sum(amount)"] == 500
     recorded = events.query(
-        "SELECT value FROM sqlops_meta.measurements WHERE node = 'marts.events' "
-        "AND expr = 'sum(amount)' ORDER BY recorded_at"
+        "SELECT value FROM sqlops_meta.measurements WHERE env = 'prod' "
+        "AND node = 'marts.events' AND expr = 'sum(amount)' ORDER BY recorded_at"
     )
     assert [r[0] for r in recorded] == [*sums, 500]
     stored = events.query(
@@ -141,7 +141,8 @@ def test_measuring_the_same_data_again_counts_once(events: Shop) -> None:
         tested = events.sqlops("test", env={"SQLOPS_NOW": (T0 + timedelta(hours=hour)).isoformat()})
         assert tested.code == 0, tested.output
     series = events.query(
-        "SELECT value, run_id, recorded_at FROM sqlops_meta.measurements WHERE expr = 'row_count()'"
+        "SELECT value, run_id, recorded_at FROM sqlops_meta.measurements "
+        "WHERE env = 'prod' AND expr = 'row_count()'"
     )
     assert series == [(3.0, 3, T0 + timedelta(hours=2))]  # refreshed by the last test run
     runs = events.query("SELECT id, command, outcome FROM sqlops_meta.runs ORDER BY id")
