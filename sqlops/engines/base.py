@@ -79,6 +79,8 @@ class Engine(ABC):
     dialect: ClassVar[str]
     supports_transactional_ddl: ClassVar[bool] = False
     supports_create_or_replace_view: ClassVar[bool] = True
+    # queries one connection can run side by side from several threads (1: one at a time)
+    concurrent_queries: ClassVar[int] = 1
 
     @abstractmethod
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...

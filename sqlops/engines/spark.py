@@ -71,6 +71,7 @@ class SparkEngine(Engine):
     dialect = "spark"
     supports_transactional_ddl = False
     supports_create_or_replace_view = True
+    concurrent_queries = 4  # a query's cost is mostly planning, on the driver
 
     def __init__(self, session: _Session, state: Engine, *, owner: bool) -> None:
         self._session, self._state, self._owner = session, state, owner
@@ -272,6 +273,9 @@ def _start_local(builder_of: Any, target: Target, root: Path) -> SparkSession:
         )
     )
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # no warning about the host's name
+    # the target says local: a Spark Connect address in the environment must not say otherwise
+    for name in ("SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED", "SPARK_LOCAL_REMOTE"):
+        os.environ.pop(name, None)
     builder = (
         builder_of.builder.master(master)
         .appName(f"sqlops {root.name}")

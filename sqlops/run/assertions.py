@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from sqlops.errors import EngineError
@@ -10,9 +11,9 @@ from sqlops.run.results import AssertionResult, Outcome
 from sqlops.state.history import number
 
 if TYPE_CHECKING:
-    from sqlops.assertions.compile import Recorded
+    from sqlops.assertions.compile import CompiledAssertion, Recorded
     from sqlops.assertions.definition import Assertion
-    from sqlops.engines.base import Engine
+    from sqlops.engines.base import Engine, QueryResult
     from sqlops.plan.relations import Relations
     from sqlops.project.definition import Node
 
@@ -24,15 +25,29 @@ def run_assertions(
     recorded: Recorded | None = None,
     extra: Sequence[Assertion] = (),
 ) -> list[AssertionResult]:
-    """`recorded`: the node's series for prev() and anomaly(); `extra`: monitors sqlops adds."""
-    results = []
-    for assertion in (*node.assertions, *extra):
-        compiled = relations.assertion(node, assertion, recorded)
+    """`recorded`: the node's series for prev() and anomaly(); `extra`: monitors sqlops adds.
+
+    On an engine whose one session runs queries side by side (Spark, where each query's cost is
+    mostly planning), the checks run at once; elsewhere one after the other."""
+    checks = [relations.assertion(node, a, recorded) for a in (*node.assertions, *extra)]
+
+    def run(compiled: CompiledAssertion) -> QueryResult | EngineError:
         try:
-            result = engine.query(compiled.sql)
+            return engine.query(compiled.sql)
         except EngineError as exc:
+            return exc
+
+    if engine.concurrent_queries > 1 and len(checks) > 1:
+        with ThreadPoolExecutor(min(engine.concurrent_queries, len(checks))) as pool:
+            answers = list(pool.map(run, checks))
+    else:
+        answers = [run(c) for c in checks]
+    results = []
+    for compiled, result in zip(checks, answers, strict=True):
+        assertion = compiled.assertion
+        if isinstance(result, EngineError):
             results.append(
-                AssertionResult(assertion, Outcome.ERROR, message=exc.message, sql=compiled.sql)
+                AssertionResult(assertion, Outcome.ERROR, message=result.message, sql=compiled.sql)
             )
             continue
         first = result.rows[0] if result.rows else (0, None)

@@ -156,6 +156,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
+@pytest.mark.spark
 def test_the_template_serves_the_same_rows_on_every_engine(
     tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:

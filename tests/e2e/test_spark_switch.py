@@ -22,15 +22,15 @@ def warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> Warehouse:
     return make_warehouse("spark", tmp_path, request)
 
 
-def killed_switch(warehouse: Warehouse, *args: str) -> None:
-    """Run sqlops killed right after it replaced its third view."""
+def killed_switch(warehouse: Warehouse, *args: str, after: int = 3) -> None:
+    """Run sqlops killed right after it replaced its `after`-th view."""
     killed = run_sqlops(
         list(args),
         warehouse.root,
         {
             "SQLOPS_TEST_SERVER": warehouse.server or "",
             "SQLOPS_TEST_KILL_MATCHING": "CREATE OR REPLACE VIEW",
-            "SQLOPS_TEST_KILL_AFTER": "3",
+            "SQLOPS_TEST_KILL_AFTER": str(after),
         },
     )
     assert killed.code == -9, killed.output
@@ -90,19 +90,25 @@ def test_a_switch_killed_halfway_is_finished_by_the_next_build(warehouse: Wareho
     now = recorded(warehouse)
     assert now["marts.revenue_daily"] != before["marts.revenue_daily"]
     assert points_at(warehouse, list(now)) == now  # every view reads what the state records
-    assert {r[1] for r in rows_of(warehouse, "marts.revenue_daily")} == {1}
+    assert warehouse.columns("marts.revenue_daily")[0] == "one"
+    assert {r[0] for r in rows_of(warehouse, "marts.revenue_daily")} == {1}
 
 
 def test_a_rollback_killed_halfway_is_finished_by_the_next_rollback(warehouse: Warehouse) -> None:
     warehouse.ok("build")
     first = recorded(warehouse)
     warehouse.edit(DAILY, PLAIN, "1 AS one, " + PLAIN)
+    warehouse.edit(
+        "models/marts/orders.sql", "    o.order_id,\n", "    o.order_id,\n    2 AS two,\n"
+    )
     warehouse.ok("build")
     second = recorded(warehouse)
-    assert second != first
+    assert {n for n in second if second[n] != first[n]} == {
+        "marts.revenue_daily",
+        "marts.orders",
+    }
 
-    warehouse.edit(DAILY, "1 AS one, ", "")
-    killed_switch(warehouse, "rollback")
+    killed_switch(warehouse, "rollback", after=1)  # of its two views
     assert recorded(warehouse) == second
     done = warehouse.ok("rollback", "--dry-run")  # looks, changes nothing: still half done
     assert warehouse.query("SELECT count(*) FROM sqlops_meta.deployments") == [(2,)]
