@@ -243,9 +243,14 @@ def run_summary(result: RunResult) -> None:
         )
     if result.command == "build":
         if result.promotion_error:
+            outcome = (
+                "failed and was rolled back"
+                if result.promotion_rolled_back
+                else "stopped halfway; the next sqlops command that writes finishes it"
+            )
             out.print(
-                f"[bold red]not promoted:[/] switching environment `{escape(result.env)}` failed "
-                f"and was rolled back: {escape(result.promotion_error)}"
+                f"[bold red]not promoted:[/] switching environment `{escape(result.env)}` "
+                f"{outcome}: {escape(result.promotion_error)}"
             )
         elif result.up_to_date:
             out.print(f"environment `{escape(result.env)}` already serves these versions")

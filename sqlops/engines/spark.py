@@ -52,6 +52,7 @@ class _Session:
         self.target, self.root = target, root
         self.lock = threading.Lock()
         self.spark: SparkSession | None = None
+        self.interrupted = False  # Ctrl-C: a cancelled statement is the user's doing
 
     def get(self) -> SparkSession:
         with self.lock:
@@ -109,7 +110,7 @@ class SparkEngine(Engine):
         try:
             yield
         except PySparkException as exc:
-            if _cancelled(exc):
+            if self._session.interrupted and "CANCEL" in str(exc).upper():
                 raise KeyboardInterrupt from None
             raise EngineError(_message(exc), snippet=short(sql)) from None
         self.statement_done(sql)
@@ -117,6 +118,7 @@ class SparkEngine(Engine):
     def interrupt(self) -> None:
         spark = self._session.spark
         if spark is not None:
+            self._session.interrupted = True
             with contextlib.suppress(Exception):  # best effort, from another thread
                 spark.interruptAll()
 
@@ -183,16 +185,19 @@ class SparkEngine(Engine):
     def data_stamp(self, relation: Relation) -> str | None:
         if self.columns(relation) is None:
             return None
+        # the row as JSON: xxhash64 cannot hash a MAP column, to_json can write one
         count, total = self.query(
-            f"SELECT count(*), sum(CAST(xxhash64(*) AS DECIMAL(38, 0))) FROM {self.quote(relation)}"
+            "SELECT count(*), sum(CAST(xxhash64(to_json(struct(*))) AS DECIMAL(38, 0))) "
+            f"FROM {self.quote(relation)}"
         ).rows[0]
         return f"rows {count} hash {total}"
 
     def read_all(self, relation: Relation) -> int:
-        # count(*) alone would not compute the columns: hashing the row does
+        # count(*) alone would not compute the columns, nor would a filter Spark knows is always
+        # true: an aggregate of every row's text does
         return int(
             self.query(
-                f"SELECT count(*) FROM {self.quote(relation)} WHERE xxhash64(*) IS NOT NULL"
+                f"SELECT count(*), max(to_json(struct(*))) FROM {self.quote(relation)}"
             ).rows[0][0]
         )
 
@@ -308,11 +313,6 @@ def _stderr_to(path: Path) -> Iterator[None]:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(log)
-
-
-def _cancelled(exc: Exception) -> bool:
-    text = str(exc)
-    return "OPERATION_CANCELED" in text or ("cancelled" in text.lower() and "job" in text.lower())
 
 
 def _message(exc: Exception) -> str:

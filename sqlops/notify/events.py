@@ -55,7 +55,13 @@ def events_of(project: Project, result: RunResult, *, recovered: Sequence[str] =
             Event(
                 "failure",
                 env,
-                message=f"promoting {env} failed and was rolled back: {result.promotion_error}",
+                message=f"promoting {env} "
+                + (
+                    "failed and was rolled back"
+                    if result.promotion_rolled_back
+                    else "stopped halfway (the next sqlops command finishes it)"
+                )
+                + f": {result.promotion_error}",
             )
         )
     events = failures + warnings

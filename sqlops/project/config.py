@@ -205,6 +205,18 @@ def load_config(root: Path) -> ProjectConfig:
                 hint='keep master = "local[N]" to run Spark here, or remote = "sc://host:15002" '
                 "to use a Spark Connect server",
             )
+        if engine == "spark":
+            state = str(rest.get("state", ""))
+            if state and not state.startswith(("postgres://", "postgresql://")):
+                stem = Path(state).stem.lower()
+                if stem == "sqlops_meta" or "__" in stem:
+                    raise ConfigError(
+                        f"[{section}] the state file name `{stem}` clashes with the schemas "
+                        "sqlops makes",
+                        path=path,
+                        line=_line_of(path, "state", text),
+                        hint='pick another name, e.g. state = "sqlops_state.duckdb"',
+                    )
         if engine == "duckdb":
             stem = Path(str(rest.get("path", ":memory:"))).stem.lower()
             if "__" in stem or stem.startswith("sqlops"):

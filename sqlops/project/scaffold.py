@@ -77,6 +77,15 @@ def scaffold(folder: Path, engine: str) -> Path:
             text = config.read_text(encoding="utf-8")
             local = f'[targets.local]\nengine = "duckdb"\npath = "{name}.duckdb"\n'
             config.write_text(text.replace(local, _TARGETS[engine]))
+        if engine != "duckdb":
+            readme = folder / "README.md"
+            readme.write_text(
+                readme.read_text(encoding="utf-8").replace(
+                    "targets (a local DuckDB file)",
+                    "targets (PostgreSQL)" if engine == "postgres" else "targets (local Spark)",
+                ),
+                encoding="utf-8",
+            )
         if engine in _IGNORED:
             with (folder / ".gitignore").open("a", encoding="utf-8") as ignore:
                 ignore.write(_IGNORED[engine])

@@ -38,8 +38,14 @@ def run_assertions(
             return exc
 
     if engine.concurrent_queries > 1 and len(checks) > 1:
-        with ThreadPoolExecutor(min(engine.concurrent_queries, len(checks))) as pool:
+        pool = ThreadPoolExecutor(min(engine.concurrent_queries, len(checks)))
+        try:
             answers = list(pool.map(run, checks))
+        except BaseException:  # Ctrl-C: stop what is in flight rather than wait for it
+            engine.interrupt()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
     else:
         answers = [run(c) for c in checks]
     results = []

@@ -23,7 +23,7 @@ from sqlops.project.definition import Kind, Materialized, Node
 from sqlops.run.assertions import run_assertions
 from sqlops.run.results import Listener, NodeResult, RunResult, Status, quiet
 from sqlops.run.sources import check_source_columns
-from sqlops.run.switch import ViewSwitch, switch
+from sqlops.run.switch import ViewSwitch, switch, switches_atomically
 from sqlops.run.watch import Watch, observe_sources, read_watch, series_version, unique
 from sqlops.state.history import History, Measured, RunContext
 from sqlops.state.store import Deployed, StateStore, Version
@@ -171,7 +171,7 @@ def build(
         if all(r.ok for r in ordered):
             try:
                 deployment = _promote(project, engine, store, plan, commit, ending)
-            except EngineError as exc:  # rolled back: the environment is as it was
+            except EngineError as exc:  # rolled back, or journaled (run/switch.py)
                 failure = exc.message + (f"\n  to fix this: {exc.hint}" if exc.hint else "")
                 ending.done = False  # what it wrote was rolled back too
             up_to_date = deployment is None and failure is None
@@ -186,6 +186,7 @@ def build(
             up_to_date,
             failure,
             run_id=run_id,
+            promotion_rolled_back=switches_atomically(engine),
         )
         with store.engine.transaction():
             if not ending.done:

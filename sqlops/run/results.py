@@ -78,6 +78,9 @@ class RunResult:
     promotion_error: str | None = None  # everything passed, but switching the views failed
     run_id: int | None = None  # its id in the run history
     recovered: tuple[str, ...] = ()  # nodes whose open incident this run closed
+    # the failed switch was undone (one transaction); False: it stopped halfway, journaled, and
+    # the next command that writes finishes it (engines without transactions, run/switch.py)
+    promotion_rolled_back: bool = True
 
     @property
     def ok(self) -> bool:

@@ -22,11 +22,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from sqlops.clock import now
 from sqlops.engines.base import Engine, Relation
-from sqlops.errors import EngineError
+from sqlops.errors import EngineError, SqlopsError
 from sqlops.gitinfo import Commit
 from sqlops.plan.relations import env_relation_of
 from sqlops.state.store import Deployed, StateStore
+
+JOURNAL_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,7 @@ class ViewSwitch:
     def to_json(self) -> str:
         return json.dumps(
             {
+                "v": JOURNAL_VERSION,
                 "env": self.env,
                 "views": [_deployed_json(d) for d in self.views],
                 "retired": list(self.retired),
@@ -66,8 +70,22 @@ class ViewSwitch:
         )
 
     @classmethod
-    def from_json(cls, text: str) -> ViewSwitch:
+    def from_json(cls, text: str, env: str) -> ViewSwitch:
+        try:
+            return cls._from_json(text)
+        except (ValueError, KeyError, TypeError, IndexError):
+            raise SqlopsError(
+                f"the journal of a switch of environment `{env}` cannot be read (written by "
+                "another version of sqlops?)",
+                hint=f"remove it with DELETE FROM sqlops_meta.meta WHERE key = 'switch:{env}' in "
+                "the state database, then check the environment with `sqlops rollback --dry-run`",
+            ) from None
+
+    @classmethod
+    def _from_json(cls, text: str) -> ViewSwitch:
         data = json.loads(text)
+        if data.get("v") != JOURNAL_VERSION:
+            raise ValueError("another journal version")
         commit = data["commit"]
         return cls(
             data["env"],
@@ -94,6 +112,11 @@ def _deployed(row: list[str]) -> Deployed:
     return Deployed(row[0], row[1], Relation(row[2], row[3]), row[4])
 
 
+def switches_atomically(engine: Engine) -> bool:
+    """Views and state change in one transaction on this engine."""
+    return engine.supports_transactional_ddl and engine.state is engine
+
+
 def switch(
     engine: Engine,
     store: StateStore,
@@ -104,7 +127,7 @@ def switch(
 ) -> int:
     """ViewSwitch and record; the deployment's id. `check` runs first, where the switch is decided
     (it raises to call it off); `also(deployment)` writes what else the state records with it."""
-    if engine.supports_transactional_ddl and engine.state is engine:
+    if switches_atomically(engine):
         with engine.transaction():
             check()
             _point_views(engine, change)
@@ -112,46 +135,70 @@ def switch(
             also(deployment)
         return deployment
     finish_switches(engine, store)  # a switch left half done comes first
-    state = store.engine
+    state, journal = store.engine, change.to_json()
     with state.transaction():
         check()
-        store.journal(change.env, change.to_json())
-    _point_views(engine, change)
-    with state.transaction():
-        deployment = _record(store, change)
-        also(deployment)
-        store.close_journal(change.env)
+        if change.env in store.journaled():
+            raise SqlopsError(
+                f"environment `{change.env}` is being switched by another sqlops; nothing was "
+                "changed",
+                hint="wait for it to end, then run again",
+            )
+        store.journal(change.env, journal)
+    try:
+        _point_views(engine, change)
+        with state.transaction():
+            deployment = _record(store, change)
+            also(deployment)
+            store.close_journal(change.env, journal)
+    except EngineError as exc:
+        raise EngineError(
+            f"{exc.message} (the switch of `{change.env}` is journaled)",
+            hint="the next sqlops command that writes (build, test, rollback, gc) finishes it",
+        ) from None
     return deployment
 
 
 def finish_switches(engine: Engine, store: StateStore) -> list[str]:
     """Finish every switch a killed process left half done (see the module's doc); a line for
     each, to tell the user."""
-    done = []
+    from sqlops.state.history import History
+
+    done, stuck = [], []
     for env, text in sorted(store.journaled().items()):
-        change = ViewSwitch.from_json(text)
+        change = ViewSwitch.from_json(text, env)
+        who = f"run {change.run_id}" if change.run_id is not None else "a rollback"
         try:
             _point_views(engine, change)
         except EngineError as exc:
-            raise EngineError(
-                f"environment `{env}` has a switch that run {change.run_id} left half done, and "
-                f"it cannot be finished: {exc.message}",
-                hint="a version it points at is gone; run `sqlops build --env "
-                f"{env}` after restoring it, or `sqlops rollback --env {env}`",
-            ) from None
+            stuck.append(
+                f"environment `{env}` has a switch that {who} left half done, and it cannot be "
+                f"finished: {exc.message}"
+            )
+            continue
         with store.engine.transaction():
             deployment = _record(store, change)
             if change.run_id is not None:
+                # the run deployed: its outcome says so, and its versions bring their values
                 store.engine.execute(
-                    f"UPDATE {store._t('runs')} SET deployment_id = ?, outcome = CASE WHEN "
-                    "outcome = 'running' THEN 'success' ELSE outcome END WHERE id = ?",
-                    (deployment, change.run_id),
+                    f"UPDATE {store._t('runs')} SET deployment_id = ?, outcome = 'success', "
+                    "message = NULL, finished_at = coalesce(finished_at, ?) WHERE id = ?",
+                    (deployment, now(), change.run_id),
                 )
-            store.close_journal(env)
+                history = History(store)
+                for d in change.views:
+                    history.carry(env, change.run_id, d.node, d.fingerprint)
+            store.close_journal(env, text)
         done.append(
-            f"finished the switch of environment `{env}` that "
-            + (f"run {change.run_id}" if change.run_id is not None else "a rollback")
-            + f" left half done (deployment {deployment})"
+            f"finished the switch of environment `{env}` that {who} left half done "
+            f"(deployment {deployment})"
+        )
+    if stuck:
+        raise EngineError(
+            "; ".join(stuck),
+            hint="a version the switch points at is gone: restore it, or remove the journal "
+            "with DELETE FROM sqlops_meta.meta WHERE key = 'switch:<env>' in the state database "
+            "and run `sqlops rollback` to serve a deployment whose versions exist",
         )
     return done
 

@@ -7,6 +7,7 @@ promotion follows the journaled protocol of sqlops.run.switch.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -304,6 +305,10 @@ class StateStore:
         rows = self.engine.query(
             f"SELECT DISTINCT physical_schema, physical_name FROM {self._t('environments')}"
         ).rows
+        # and what a switch in progress (journaled, on Spark) points views at
+        for text in self.journaled().values():
+            with contextlib.suppress(ValueError, KeyError, TypeError, IndexError):
+                rows += [(v[2], v[3]) for v in json.loads(text)["views"]]
         return {Relation(r[0], r[1]) for r in rows}
 
     def retire(self, env: str, nodes: list[str]) -> None:
@@ -413,8 +418,8 @@ class StateStore:
     # -- the journal of a switch in progress, on engines without transactions (run/switch.py) --
 
     def journal(self, env: str, switch: str) -> None:
-        """Write down a switch about to start (JSON). Call inside a transaction."""
-        self.engine.execute(f"DELETE FROM {self._t('meta')} WHERE key = ?", (f"switch:{env}",))
+        """Write down a switch about to start (JSON); a second one of the same environment
+        fails on the key. Call inside a transaction."""
         self.engine.execute(
             f"INSERT INTO {self._t('meta')} VALUES (?, ?)", (f"switch:{env}", switch)
         )
@@ -428,9 +433,12 @@ class StateStore:
         ).rows
         return {str(k).split(":", 1)[1]: str(v) for k, v in rows}
 
-    def close_journal(self, env: str) -> None:
-        """The switch is recorded. Call inside the transaction that records it."""
-        self.engine.execute(f"DELETE FROM {self._t('meta')} WHERE key = ?", (f"switch:{env}",))
+    def close_journal(self, env: str, switch: str) -> None:
+        """The switch is recorded: its journal goes (only this one). Call inside the
+        transaction that records it."""
+        self.engine.execute(
+            f"DELETE FROM {self._t('meta')} WHERE key = ? AND value = ?", (f"switch:{env}", switch)
+        )
 
     def latest_deployment(self, env: str) -> int | None:
         rows = self.engine.query(

@@ -87,6 +87,11 @@ def test_a_switch_killed_halfway_is_finished_by_the_next_build(warehouse: Wareho
         (2, "success", 2),
         (3, "success", None),
     ]
+    # the run's new versions brought the values they measured to prod's series
+    assert warehouse.query(
+        "SELECT expr FROM sqlops_meta.measurements WHERE env = 'prod' "
+        "AND node = 'marts.customers' AND run_id = 2 ORDER BY expr"
+    ) == [("avg(lifetime_value)",), ("row_count()",)]
     now = recorded(warehouse)
     assert now["marts.revenue_daily"] != before["marts.revenue_daily"]
     assert points_at(warehouse, list(now)) == now  # every view reads what the state records

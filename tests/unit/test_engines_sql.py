@@ -73,3 +73,60 @@ def test_what_postgres_cannot_run_is_named(written: str, construct: str | None) 
     from sqlops.engines.rewrite import unsupported
 
     assert unsupported(sqlglot.parse_one(written, read="duckdb"), "postgres") == construct
+
+
+@pytest.mark.parametrize(
+    ("written", "construct"),
+    [
+        ("SELECT * FROM t PIVOT (sum(x) FOR y IN (1, 2))", "PIVOT"),
+        ("SELECT a FROM t ASOF JOIN u USING (a)", "ASOF JOIN"),
+        ("SELECT a FROM t POSITIONAL JOIN u", "POSITIONAL JOIN"),
+        (
+            "SELECT * EXCLUDE (a) FROM t",
+            "SELECT * EXCLUDE / REPLACE of a relation whose columns sqlops does not know",
+        ),
+        # Spark has these of its own
+        ("SELECT list_transform([1, 2], x -> x + 1) AS l", None),
+        ("SELECT {'a': 1} AS s", None),
+        ("SELECT a FROM t GROUP BY ALL", None),
+        ("SELECT a FROM t QUALIFY row_number() OVER (PARTITION BY a) = 1", None),
+    ],
+)
+def test_what_spark_cannot_run_is_named(written: str, construct: str | None) -> None:
+    from sqlops.engines.rewrite import unsupported
+
+    assert unsupported(sqlglot.parse_one(written, read="duckdb"), "spark") == construct
+
+
+def test_a_switch_journal_reads_back_as_written() -> None:
+    from datetime import datetime
+
+    from sqlops.engines.base import Relation
+    from sqlops.gitinfo import Commit
+    from sqlops.run.switch import ViewSwitch
+    from sqlops.state.store import Deployed
+
+    version = Deployed("marts.a", "f" * 12, Relation("sqlops__marts", "a__" + "f" * 12), "table")
+    change = ViewSwitch(
+        "prod",
+        [version],
+        ["marts.gone"],
+        {"marts.a": '{"columns": []}'},
+        ["marts.gone"],
+        promoted=[],
+        run_id=7,
+        commit=Commit("abc", datetime(2026, 1, 2, 3, 4, 5), "Ann <ann@example.com>"),
+        restores=3,
+    )
+    back = ViewSwitch.from_json(change.to_json(), "prod")
+    assert back == ViewSwitch(
+        "prod",
+        [version],
+        ["marts.gone"],
+        {"marts.a": '{"columns": []}'},
+        ["marts.gone"],
+        [],
+        7,
+        change.commit,
+        3,
+    )
