@@ -163,7 +163,7 @@ def init(
         )
     elif engine == "spark":
         render.out.print(
-            "Next: pip install 'sqlops[spark]' (and Java 17 or newer), then "
+            "Next: pip install 'sqlops\\[spark]' (and Java 17 or newer), then "
             f"cd {render.relative(folder)} && sqlops build"
         )
     else:

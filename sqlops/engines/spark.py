@@ -247,6 +247,8 @@ def _start(target: Target, root: Path) -> SparkSession:
     # pyspark logs every failed query's full Java stack; sqlops shows the first line instead
     logging.getLogger("SQLQueryContextLogger").setLevel(logging.CRITICAL)
     remote = str(target.settings.get("remote", ""))
+    if remote:
+        _reachable(target, remote)
     try:
         if remote:
             return SparkSession.builder.remote(remote).getOrCreate()
@@ -260,6 +262,32 @@ def _start(target: Target, root: Path) -> SparkSession:
                 if remote
                 else f"Spark needs Java 17 or later on the PATH; its log is {SIDE_FOLDER}/spark.log"
             ),
+        ) from None
+
+
+def _reachable(target: Target, remote: str) -> None:
+    """Spark Connect's client retries a refused connection for minutes: look first."""
+    import socket
+    from urllib.parse import urlparse
+
+    parsed = urlparse(remote.split(";")[0])
+    try:
+        host, port = parsed.hostname, parsed.port or 15002
+    except ValueError:  # a port that is not a number
+        host, port = None, 0
+    if parsed.scheme != "sc" or not host:
+        raise ConfigError(
+            f'[targets.{target.name}] remote = "{remote}" is not a Spark Connect address',
+            hint='write remote = "sc://host:15002"',
+        )
+    try:
+        with socket.create_connection((host, port), timeout=10):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot reach the Spark Connect server {host}:{port} of target `{target.name}`: "
+            f"{exc.strerror or exc}",
+            hint='check that the server runs and that remote = "sc://host:port" names it',
         ) from None
 
 

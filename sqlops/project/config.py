@@ -27,6 +27,9 @@ TARGET_SETTINGS = {
 }
 SECTIONS = {"project", "targets", "vars", "notify", "monitor"}
 MONITOR_LEVELS = ("warn", "error", "off")
+_SPARK_MASTER = re.compile(
+    r"^(local(\[(\d+|\*)(,\s*\d+)?\])?|spark://.+|yarn|k8s://.+|mesos://.+)$"
+)
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -188,6 +191,19 @@ def load_config(root: Path) -> ProjectConfig:
                 line=_line_of(path, "threads", text),
             )
         rest = {k: v for k, v in settings.items() if k not in ("engine", "threads")}
+        if "engine" not in settings:
+            other = next(
+                (e for e, keys in TARGET_SETTINGS.items() if e != engine and set(rest) <= keys),
+                None,
+            )
+            if other is not None and not set(rest) <= TARGET_SETTINGS[engine]:
+                raise ConfigError(
+                    f"[{section}] has no `engine`, so it is a DuckDB target, and its settings "
+                    f"are those of {other}",
+                    path=path,
+                    line=_line_of(path, next(iter(rest)), text),
+                    hint=f'add engine = "{other}" to [{section}]',
+                )
         _known_keys(rest, TARGET_SETTINGS[engine], section, path, text)
         for key, value in rest.items():
             if not isinstance(value, str):
@@ -204,6 +220,15 @@ def load_config(root: Path) -> ProjectConfig:
                 line=_line_of(path, "remote", text),
                 hint='keep master = "local[N]" to run Spark here, or remote = "sc://host:15002" '
                 "to use a Spark Connect server",
+            )
+        if engine == "spark" and rest.get("master") and not _SPARK_MASTER.match(rest["master"]):
+            raise ConfigError(
+                f'[{section}] master = "{rest["master"]}" is not a Spark master URL',
+                path=path,
+                line=_line_of(path, "master", text),
+                hint='write master = "local[4]" (Spark in this process, 4 cores), "local[*]", '
+                'or a cluster\'s "spark://host:7077", "yarn" or "k8s://..."; for Spark Connect '
+                'write remote = "sc://host:15002" instead',
             )
         if engine == "spark":
             state = str(rest.get("state", ""))

@@ -227,6 +227,24 @@ MORE_CASES = {
         },
         ["sqlops.toml:5", "unknown setting `pth`", "did you mean `path`"],
     ),
+    "not a spark master": (
+        {
+            "sqlops.toml": "[project]\nname = 'x'\n[targets.local]\nengine = 'spark'\n"
+            "master = 'banana'\n",
+        },
+        ["sqlops.toml:5", 'master = "banana" is not a Spark master URL', "local[4]"],
+    ),
+    "spark master and remote": (
+        {
+            "sqlops.toml": "[project]\nname = 'x'\n[targets.local]\nengine = 'spark'\n"
+            "master = 'local[2]'\nremote = 'sc://h:15002'\n",
+        },
+        ["sqlops.toml:6", "has both master and remote"],
+    ),
+    "spark settings without engine": (
+        {"sqlops.toml": "[project]\nname = 'x'\n[targets.local]\nmaster = 'local[2]'\n"},
+        ["sqlops.toml:4", "has no `engine`, so it is a DuckDB target", 'add engine = "spark"'],
+    ),
     "unknown section": (
         {"sqlops.toml": "[project]\nname = 'x'\n[var]\na = 1\n"},
         ["sqlops.toml:3", "unknown section [var]", "did you mean `vars`"],

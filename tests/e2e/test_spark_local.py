@@ -80,3 +80,14 @@ def test_local_spark_keeps_its_catalog_between_processes(tmp_path: Path) -> None
     )
     assert _rows(shown.stdout) == _rows(expected.stdout)
     assert len(_rows(shown.stdout)) == 56
+
+
+def test_an_unreachable_spark_connect_server_is_named_at_once(tmp_path: Path) -> None:
+    assert run_sqlops(["init", "shop", "--engine", "spark"], tmp_path).code == 0
+    config = tmp_path / "shop" / "sqlops.toml"
+    text = config.read_text()
+    config.write_text(text.replace('master = "local[2]"', 'remote = "sc://127.0.0.1:1"'))
+    result = run_sqlops(["build"], tmp_path / "shop")
+    assert result.code == 2, result.output
+    assert "cannot reach the Spark Connect server 127.0.0.1:1 of target `local`" in result.stderr
+    assert "Traceback" not in result.output
