@@ -21,7 +21,7 @@ def find_bin() -> Path | None:
     return Path(initdb).parent if initdb else None
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -36,7 +36,7 @@ class PostgresServer:
         self.bin = bin_dir
         self.folder = Path(tempfile.mkdtemp(prefix="sqlops-pg-", dir="/tmp"))
         self.data = self.folder / "data"
-        self.port = _free_port()
+        self.port = free_port()
         self._as_root = os.geteuid() == 0
         if self._as_root:
             shutil.chown(self.folder, "postgres", "postgres")

@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.pg_server import free_port
+
 
 def spark_home() -> Path | None:
     try:
@@ -23,13 +25,6 @@ def spark_home() -> Path | None:
     return home if (home / "bin" / "spark-submit").exists() and shutil.which("java") else None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 class SparkServer:
     def __init__(self) -> None:
         home = spark_home()
@@ -37,7 +32,7 @@ class SparkServer:
             raise RuntimeError("pyspark (with its jars) or java is missing")
         self.home = home
         self.folder = Path(tempfile.mkdtemp(prefix="sqlops-spark-", dir="/tmp"))
-        self.port = _free_port()
+        self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
     @property

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+from sqlglot import exp
 
 from sqlops.engines.base import Engine, QueryResult, Relation
 from sqlops.errors import ConfigError, EngineError
@@ -109,25 +110,15 @@ class DuckDBEngine(Engine):
         )
 
     def file_columns(self, path: Path) -> list[tuple[str, str]]:
-        result = self.query(f"DESCRIBE SELECT * FROM {file_reader(path)}")
+        result = self.query(f"DESCRIBE {file_query(path)}")
         return [(str(r[0]), str(r[1])) for r in result.rows]
 
     def load_file(
         self, relation: Relation, path: Path, columns: Sequence[tuple[str, str | None]]
     ) -> int:
-        if columns:
-            select = ", ".join(
-                f"CAST({self.ident(name)} AS {ctype}) AS {self.ident(name)}"
-                if ctype
-                else self.ident(name)
-                for name, ctype in columns
-            )
-        else:
-            select = "*"
         self.create_schema(relation.schema)
         self.execute(
-            f"CREATE OR REPLACE TABLE {self.quote(relation)} AS "
-            f"SELECT {select} FROM {file_reader(path)}"
+            f"CREATE OR REPLACE TABLE {self.quote(relation)} AS {file_query(path, columns)}"
         )
         return self.row_count(relation)
 
@@ -146,6 +137,24 @@ def _errors(sql: str) -> Iterator[None]:
             raise KeyboardInterrupt from None
         raise
     Engine.statement_done(sql)
+
+
+def file_query(path: Path, columns: Sequence[tuple[str, str | None]] = ()) -> str:
+    """DuckDB's query of a file's rows, each declared column cast to its declared type (other
+    engines read files with it too)."""
+
+    def name(column: str) -> str:
+        return exp.to_identifier(column, quoted=True).sql("duckdb")
+
+    select = ", ".join(f"CAST({name(n)} AS {t}) AS {name(n)}" if t else name(n) for n, t in columns)
+    return f"SELECT {select or '*'} FROM {file_reader(path)}"
+
+
+def described_file(path: Path) -> list[tuple[str, str]]:
+    """(name, DuckDB type) of each column of a file, read by a DuckDB of its own."""
+    with duckdb.connect() as reader:
+        rows = reader.execute(f"DESCRIBE {file_query(path)}").fetchall()
+    return [(str(r[0]), str(r[1])) for r in rows]
 
 
 def file_reader(path: Path) -> str:

@@ -13,7 +13,7 @@ import psycopg
 from psycopg import sql as pgsql
 
 from sqlops.engines.base import Engine, QueryResult, Relation
-from sqlops.engines.duckdb import file_reader, short
+from sqlops.engines.duckdb import described_file, file_query, short
 from sqlops.errors import ConfigError, EngineError
 from sqlops.project.config import Target
 
@@ -132,11 +132,7 @@ class PostgresEngine(Engine):
     # -- files: read by DuckDB, which sqlops has anyway, then copied in ---------------------------
 
     def file_columns(self, path: Path) -> list[tuple[str, str]]:
-        import duckdb
-
-        with duckdb.connect() as reader:
-            described = reader.execute(f"DESCRIBE SELECT * FROM {file_reader(path)}").fetchall()
-        return [(str(r[0]), _pg_type(str(r[1]))) for r in described]
+        return [(name, _pg_type(duckdb_type)) for name, duckdb_type in described_file(path)]
 
     def load_file(
         self, relation: Relation, path: Path, columns: Sequence[tuple[str, str | None]]
@@ -144,13 +140,8 @@ class PostgresEngine(Engine):
         import duckdb
 
         with duckdb.connect() as reader:
-            select = "*"
-            if columns:
-                select = ", ".join(
-                    f'CAST("{n}" AS {t}) AS "{n}"' if t else f'"{n}"' for n, t in columns
-                )
             try:
-                result = reader.execute(f"SELECT {select} FROM {file_reader(path)}")
+                result = reader.execute(file_query(path, columns))
             except duckdb.Error as exc:
                 raise EngineError(f"cannot read {path.name}: {exc}") from None
             described = [(d[0], _pg_type(str(d[1]))) for d in result.description or ()]

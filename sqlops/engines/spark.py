@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlops.engines.base import Engine, QueryResult, Relation
-from sqlops.engines.duckdb import file_reader, short
+from sqlops.engines.duckdb import described_file, file_query, short
 from sqlops.errors import ConfigError, EngineError
 from sqlops.project.config import Target
 
@@ -204,25 +204,16 @@ class SparkEngine(Engine):
     # -- files: read by DuckDB on this machine (a cluster cannot see its files), sent as Arrow ---
 
     def file_columns(self, path: Path) -> list[tuple[str, str]]:
-        import duckdb
-
-        with duckdb.connect() as reader:
-            described = reader.execute(f"DESCRIBE SELECT * FROM {file_reader(path)}").fetchall()
-        return [(str(r[0]), _spark_type(str(r[1]))) for r in described]
+        return [(name, _spark_type(duckdb_type)) for name, duckdb_type in described_file(path)]
 
     def load_file(
         self, relation: Relation, path: Path, columns: Sequence[tuple[str, str | None]]
     ) -> int:
         import duckdb
 
-        select = "*"
-        if columns:
-            select = ", ".join(
-                f'CAST("{n}" AS {t}) AS "{n}"' if t else f'"{n}"' for n, t in columns
-            )
         with duckdb.connect() as reader:
             try:
-                table = reader.sql(f"SELECT {select} FROM {file_reader(path)}").to_arrow_table()
+                table = reader.sql(file_query(path, columns)).to_arrow_table()
             except duckdb.Error as exc:
                 raise EngineError(f"cannot read {path.name}: {exc}") from None
         self.create_schema(relation.schema)
