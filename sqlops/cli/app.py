@@ -629,7 +629,7 @@ def rollback(
     json_out: JsonOpt = False,
     debug: Debug = False,
 ) -> None:
-    """Point an environment back at what an earlier deployment served, in one transaction."""
+    """Point an environment back at what an earlier deployment served, as a build promotes."""
     from sqlops.plan.relations import check_env_name
     from sqlops.run.maintenance import apply_rollback, open_target, plan_rollback, try_load
 
