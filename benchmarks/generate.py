@@ -28,6 +28,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 GRAIN_COLUMNS: dict[str, tuple[str, ...]] = {
     "customer": ("customer_id",),
@@ -44,6 +45,8 @@ UNIQUE_KEY = {
 TIERS = ("low", "mid", "high")
 OWNERS = ("sales-data@example.com", "finance-data@example.com", "growth-data@example.com")
 STAGING_SHARE = 0.1
+BASELINE = "baseline.json"  # what the raw DuckDB baseline runs, in dependency order
+EDIT_ALIAS = "bench_edit"
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,12 @@ class Relation:
     upstream: tuple[str, ...] = ()
     reads: list[tuple[str, str]] = field(default_factory=list)  # (upstream id, column) read
     assertions: int = 0
+    # what the raw DuckDB baseline runs: `head` (up to the end of the select list) + "\n" +
+    # `tail` is the model's query; `checks` are one query per assertion, `{t}` for the relation
+    head: str = ""
+    tail: str = ""
+    kind: str = "table"  # "table", "view" or "source" (its head is the whole CREATE TABLE AS)
+    checks: list[str] = field(default_factory=list)
 
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)
@@ -212,6 +221,19 @@ class _Generator:
         (self.root / "benchmark.json").write_text(
             json.dumps(project.to_json(), indent=2) + "\n", encoding="utf-8"
         )
+        baseline = [
+            {
+                "id": r.id,
+                "kind": r.kind,
+                "head": r.head,
+                "tail": r.tail,
+                "upstream": list(r.upstream),
+                "key": UNIQUE_KEY[r.grain],
+                "checks": r.checks,
+            }
+            for r in self.relations.values()
+        ]
+        (self.root / BASELINE).write_text(json.dumps(baseline, indent=1) + "\n", encoding="utf-8")
         return project
 
     def _add(self, rel: Relation) -> None:
@@ -277,9 +299,12 @@ class _Generator:
             self.files[f"data/{name}.csv"] = "\n".join(lines) + "\n"
         for name, (grain, columns, ddl, description) in _RAW.items():
             self.files[f"sources/raw/{name}.sql"] = _source_sql(name, ddl, description, grain)
-            self._add(
-                Relation(f"raw.{name}", grain, 0, columns, "source", f"sources/raw/{name}.sql")
-            )
+            rel = Relation(f"raw.{name}", grain, 0, columns, "source", f"sources/raw/{name}.sql")
+            rel.kind = "source"
+            rel.head = _raw_load(name, ddl)
+            key = UNIQUE_KEY[grain]
+            rel.checks = [_RAW_CHECK["unique"](key), _RAW_CHECK["not_null"](key), _ROWS_CHECK]
+            self._add(rel)
 
     # -- staging: one per raw source in turn ---------------------------------------------------
 
@@ -771,8 +796,11 @@ class _Generator:
         rel = Relation(rel_id, model.grain, layer, columns, template, "", upstream, reads)
         schema, name = rel_id.split(".")
         rel.path = f"models/{schema}/{name}.sql"
-        checks = self._assertions(rel) if self.rng.random() < 0.5 else []
+        picked = self._assertions(rel) if self.rng.random() < 0.5 else []
+        checks = [text for text, _ in picked]
+        rel.checks = [sql for _, sql in picked]
         rel.assertions = len(checks)
+        rel.kind = materialized or "table"
         lines = [f"-- @description {description}"]
         if materialized:
             lines.append(f"-- @materialized {materialized}")
@@ -789,27 +817,77 @@ class _Generator:
         select += [i.render() for i in model.items]
         lines.append("SELECT\n    " + ",\n    ".join(select))
         lines.append(model.from_sql)
+        query = lines[lines.index("", 0) + 1 :]  # after the directives
+        rel.head = "\n".join(query[:-1])
+        rel.tail = model.from_sql
         if checks:
             lines.append("")
             lines += [f"-- @assert {c}" for c in checks]
         self.files[rel.path] = "\n".join(lines) + "\n"
         return rel
 
-    def _assertions(self, rel: Relation) -> list[str]:
-        """1-3 checks that hold by construction: unique keys, non-null keys, metrics >= 0."""
+    def _assertions(self, rel: Relation) -> list[tuple[str, str]]:
+        """1-3 checks that hold by construction: unique keys, non-null keys, metrics >= 0.
+
+        Each as its `@assert` text and as the one query the raw baseline runs for it."""
         key = UNIQUE_KEY[rel.grain]
-        candidates = [f"unique({key})", f"not_null({', '.join(GRAIN_COLUMNS[rel.grain])})"]
+        grain = GRAIN_COLUMNS[rel.grain]
+        candidates = [
+            (f"unique({key})", _RAW_CHECK["unique"](key)),
+            (f"not_null({', '.join(grain)})", _RAW_CHECK["not_null"](*grain)),
+        ]
         metrics = rel.metrics()
         if metrics:
             m = self.rng.choice(metrics)
-            candidates.append(f"{m.name} >= 0")
-            candidates.append(f"coalesce(sum({metrics[-1].name}), 0) >= 0")
+            candidates.append(
+                (f"{m.name} >= 0", f"SELECT count(*) FROM {{t}} WHERE NOT ({m.name} >= 0)")
+            )
+            total = f"coalesce(sum({metrics[-1].name}), 0)"
+            candidates.append((f"{total} >= 0", f"SELECT {total} >= 0 FROM {{t}}"))
         tiers = [c for c in rel.columns if c.values == TIERS]
         if tiers:
-            candidates.append(f"accepted_values({tiers[-1].name}, 'low', 'mid', 'high')")
-        candidates.append("row_count() > 0")
+            name = tiers[-1].name
+            candidates.append(
+                (
+                    f"accepted_values({name}, 'low', 'mid', 'high')",
+                    f"SELECT count(*) FROM {{t}} WHERE {name} NOT IN ('low', 'mid', 'high')",
+                )
+            )
+        candidates.append(("row_count() > 0", _ROWS_CHECK))
         picked = self.rng.sample(candidates, self.rng.randint(1, 3))
         return sorted(picked, key=candidates.index)
+
+
+def edit(root: Path, model: str, n: int) -> None:
+    """Change `model`'s query in the generated project at `root`: it keeps only the rows whose
+    key differs from `'edit-n'` (all of them, though no tool can know that), so every model
+    downstream must be rebuilt, and each `n` is a new version (0 restores the generated query).
+    The model file and baseline.json change together, so the raw baseline runs the same SQL."""
+    path = root / BASELINE
+    baseline = json.loads(path.read_text(encoding="utf-8"))
+    entry = next((e for e in baseline if e["id"] == model), None)
+    if entry is None or entry["kind"] == "source":
+        raise ValueError(f"{model} is not a generated model")
+    schema, name = model.split(".")
+    file = root / "models" / schema / f"{name}.sql"
+    text = file.read_text(encoding="utf-8")
+    before = query_of(entry)
+    assert text.count(before) == 1, f"{file} no longer holds its generated query"
+    entry["edit"] = n
+    file.write_text(text.replace(before, query_of(entry)), encoding="utf-8", newline="\n")
+    path.write_text(json.dumps(baseline, indent=1) + "\n", encoding="utf-8")
+
+
+def query_of(entry: dict[str, Any]) -> str:
+    """A baseline.json entry's query, with its edit if it has one."""
+    query = f"{entry['head']}\n{entry['tail']}"
+    if entry.get("edit"):
+        key = entry["key"]
+        query = (
+            f"SELECT *\nFROM (\n{query}\n) AS {EDIT_ALIAS}\n"
+            f"WHERE coalesce(CAST({EDIT_ALIAS}.{key} AS VARCHAR), '') <> 'edit-{entry['edit']}'"
+        )
+    return query
 
 
 def hash_index(text: str, size: int) -> int:
@@ -833,6 +911,28 @@ def _group_by(items: list[_Item]) -> str:
 
 def _early_date(rng: random.Random, year: int) -> str:
     return dt.date(year, 1, 1 + rng.randrange(0, 28)).isoformat()
+
+
+_RAW_CHECK = {
+    "unique": lambda key: (
+        f"SELECT count(*) FROM (SELECT {key} FROM {{t}} GROUP BY {key} HAVING count(*) > 1)"
+    ),
+    "not_null": lambda *names: (
+        f"SELECT count(*) FROM {{t}} WHERE {' OR '.join(f'{n} IS NULL' for n in names)}"
+    ),
+}
+_ROWS_CHECK = "SELECT count(*) > 0 FROM {t}"
+
+
+def _raw_load(name: str, ddl: str) -> str:
+    """How the raw baseline loads a source: its CSV read by DuckDB, each column cast to its
+    declared type (what sqlops runs for a source with @location)."""
+    columns = [line.split() for line in ddl.split(",\n")]
+    select = ", ".join(f"CAST({n} AS {t}) AS {n}" for n, t in columns)
+    return (
+        f"CREATE TABLE raw.{name} AS SELECT {select} "
+        f"FROM read_csv('data/{name}.csv', header = true, auto_detect = true)"
+    )
 
 
 def _source_sql(name: str, ddl: str, description: str, grain: str) -> str:

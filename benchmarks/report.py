@@ -16,6 +16,7 @@ from benchmarks.measure import Sample, median
 
 if TYPE_CHECKING:
     from benchmarks.run import ImpactResults
+    from benchmarks.targets import TargetResults
 
 _HEADER = """\
 # Benchmarks
@@ -257,3 +258,78 @@ _STEPS = {
     "column_impact": "`column_impact`",
     "render_json": "JSON output",
 }
+
+
+def targets_block(results: TargetResults) -> str:
+    """The results of `python -m benchmarks.run targets` (issue 6), as a marked markdown block."""
+    r = results
+    m = r.machine
+    lines = [
+        "<!-- benchmark:targets:start (written by `python -m benchmarks.run targets`; "
+        "edits inside this block are overwritten) -->",
+        "### Results: sqlops against raw DuckDB (issue 6)",
+        "",
+        f"Measured {r.started:%Y-%m-%d %H:%M} UTC on {m['cpu']} ({m['cores']} cores; "
+        f"load average {r.load_before} at the start, {r.load_after} at the end), {m['os']}, "
+        f"Python {m['python']}, sqlglot {m['sqlglot']}, duckdb {m['duckdb']}, sqlops "
+        f"{m['sqlops']} at {r.revision} (sqlops/*.py hash `{r.source_before}`"
+        + ("" if r.source_after in ("", r.source_before) else ", **changed during the run**")
+        + ").",
+        "",
+        "Projects (`python -m benchmarks.generate OUT --models N --rows R --seed S`):",
+        "",
+    ]
+    for key, p in r.projects.items():
+        lines.append(
+            f"- {key}: {p.models:,} models ({p.staging:,} staging, {p.layers} layers above "
+            f"them), 3 raw CSV sources of {p.rows:,} rows, {p.assertions:,} assertions on "
+            f"{p.models_with_assertions:,} models (seed {p.seed})"
+        )
+    lines += [
+        "",
+        "| scenario | sqlops (median) | raw DuckDB (median) | sqlops / raw | runs | "
+        "peak memory, sqlops / raw | target | result |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |",
+    ]
+    for s in r.scenarios:
+        values = [s.figure(x) for x in s.sqlops]
+        mid = f"{_secs(median(values))}"
+        if len(values) > 1:
+            mid += f" ({_secs(min(values))} to {_secs(max(values))})"
+        raw = ""
+        ratio = ""
+        if s.raw:
+            walls = [x.wall for x in s.raw]
+            raw = f"{_secs(median(walls))} ({_secs(min(walls))} to {_secs(max(walls))})"
+            ratio = f"{s.sqlops_median / s.raw_median:.2f}x"
+        memory = f"{max(x.max_rss_mb for x in s.sqlops):,.0f} MiB"
+        if s.raw:
+            memory += f" / {max(x.max_rss_mb for x in s.raw):,.0f} MiB"
+        if s.target is not None and s.target.unit != "x raw":
+            shown = f"{s.value:,.0f} MiB" if s.target.unit == "MiB" else f"{_secs(s.value)}"
+        else:
+            shown = ratio
+        verdict = _verdict(s.passed)
+        title = s.title + (f" — {s.note}" if s.note else "")
+        lines.append(
+            f"| {title} | {mid} | {raw} | {ratio} | {len(s.sqlops)}"
+            f"{'+' + str(len(s.raw)) if s.raw else ''} | {memory} | "
+            f"{s.target or ''} | {verdict}{' (' + shown + ')' if s.target else ''} |"
+        )
+    lines += [
+        "",
+        "Method: each run is a fresh process, timed from start to exit (interpreter start-up, "
+        "imports and closing the database included); its peak memory is its max RSS "
+        "(`wait4`). sqlops (A) and raw DuckDB (B) runs are interleaved A, B, A, B; figures are "
+        "medians with the range beside them. The load figures are the `load_project` call "
+        "inside the process (the CLI's own load: cache read and written, lineage on). The raw "
+        "baseline (`benchmarks/raw.py`) runs the generated SQL with one DuckDB connection: "
+        "`CREATE TABLE ... AS` (`CREATE VIEW` for views, `read_csv` for the sources) in "
+        "dependency order, then each assertion as one query, fetched.",
+    ]
+    for key, value in r.facts.items():
+        lines.append(f"\n{key}: {value}")
+    for title, prof in r.profiles.items():
+        lines += ["", *_profile(title, prof)]
+    lines += ["", "<!-- benchmark:targets:end -->"]
+    return "\n".join(lines) + "\n"

@@ -286,6 +286,72 @@ def impact(args: argparse.Namespace) -> int:
     return 0 if results.impact_passed and results.lineage_passed else 1
 
 
+SCENARIOS = ("build", "big", "load", "help")
+
+
+def targets(args: argparse.Namespace) -> int:
+    """Issue 6: sqlops against raw DuckDB, and the load, impact and --help targets."""
+    from benchmarks.targets import TargetResults, TargetRunner, prepare
+
+    only = set(args.only.split(",")) if args.only else set(SCENARIOS)
+    unknown = only - set(SCENARIOS)
+    if unknown:
+        print(f"error: unknown scenario {sorted(unknown)[0]}; one of {SCENARIOS}", file=sys.stderr)
+        return 2
+    own_workdir = not args.workdir
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="sqlops-bench-")).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    runner = _Runner(workdir)
+    results = TargetResults(
+        started=dt.datetime.now(dt.UTC),
+        machine=machine(),
+        revision=git_revision(REPO),
+        load_before=load_average(),
+        source_before=source_digest(REPO / "sqlops"),
+    )
+    suite = TargetRunner(runner, results, args.repeats)
+    try:
+        if "help" in only:
+            suite.help(0.3)
+        if "build" in only:
+            runner.say(f"generate: {args.models} models, {args.rows} rows")
+            project = prepare(workdir, "build", args.models, args.rows, args.seed)
+            results.projects["build"] = project
+            suite.cold_build(project, "cold", 1.3)
+            suite.noop_build(project, 1.5)
+            suite.one_change(project, 1.3)
+        if "big" in only:
+            runner.say(f"generate: {args.big_models} models, {args.big_rows} rows")
+            project = prepare(workdir, "big", args.big_models, args.big_rows, args.seed)
+            results.projects["big"] = project
+            suite.cold_build(project, "cold-big", 1.1)
+            shutil.rmtree(project.root)  # gigabytes
+        if "load" in only:
+            runner.say(f"generate: {args.load_models} models")
+            project = prepare(workdir, "load", args.load_models, 1000, args.seed)
+            results.projects["load"] = project
+            suite.load(project, 10.0, 2.0)
+            suite.impact(project, 1.0)
+        results.load_after = load_average()
+        results.source_after = source_digest(REPO / "sqlops")
+        if results.source_after != results.source_before:
+            runner.say("warning: sqlops/ changed during the run; the figures mix two versions")
+    except (MeasureError, FileExistsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if own_workdir and not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            print(f"kept {workdir}", file=sys.stderr)
+    block = report.targets_block(results)
+    print(block)
+    if not args.no_write:
+        report.write_block(Path(args.output), "targets", block)
+        print(f"wrote {args.output}", file=sys.stderr)
+    return 0 if results.passed else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0]
@@ -317,10 +383,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--workdir", help="where to generate projects; kept afterwards (default: a temp folder)"
     )
     p.add_argument("--keep", action="store_true", help="keep the temp folder afterwards")
+    p = sub.add_parser("targets", help="issue 6: sqlops against raw DuckDB, load, impact, --help")
+    p.add_argument("--models", type=int, default=1000, help="models of the build project (1000)")
+    p.add_argument("--rows", type=int, default=10_000, help="rows per source there (10000)")
+    p.add_argument("--big-models", type=int, default=100, help="models of the big project (100)")
+    p.add_argument(
+        "--big-rows", type=int, default=2_000_000, help="rows per source there (2000000)"
+    )
+    p.add_argument(
+        "--load-models", type=int, default=10_000, help="models of the load project (10000)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
+    p.add_argument("--repeats", type=int, default=3, help="A/B pairs of each build (default 3)")
+    p.add_argument("--only", help=f"some of the scenarios, comma-separated: {','.join(SCENARIOS)}")
+    p.add_argument("--output", default=str(DOCS), help="markdown file to write the results into")
+    p.add_argument("--no-write", action="store_true", help="print the results only")
+    p.add_argument("--workdir", help="where to generate projects; kept afterwards")
+    p.add_argument("--keep", action="store_true", help="keep the temp folder afterwards")
     args = parser.parse_args(argv)
-    if args.repeats < 1 or args.cold_repeats < 1:
+    if args.repeats < 1 or getattr(args, "cold_repeats", 1) < 1:
         parser.error("--repeats and --cold-repeats must be at least 1")
-    return impact(args)
+    return impact(args) if args.benchmark == "impact" else targets(args)
 
 
 if __name__ == "__main__":

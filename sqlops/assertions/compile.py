@@ -2,6 +2,10 @@
 
 Each query returns at least one row: `__failing` (rows, or 1 for a failed table-level check),
 `__total` (rows checked), then either up to 5 sample failing rows or the measured values.
+
+The checks of one relation that can be computed as aggregates are also screened together, in one
+scan (`screen_query`): a table-level check gets its whole answer there, a row-level check the
+count of its failing rows, and only a check that fails runs its own query, for its sample rows.
 """
 
 from __future__ import annotations
@@ -27,6 +31,20 @@ Recorded = Mapping[str, Sequence[float]]
 
 
 @dataclass(frozen=True)
+class Screen:
+    """A check as aggregates over the relation, in the project's dialect, to be computed with
+    others in one scan. `rows`: `condition` is true on a failing row; `unique`: `condition` is
+    the key, failing when it has fewer distinct values than rows; `table`: the check's measures
+    and its `verdict` over them."""
+
+    kind: str  # "rows", "unique" or "table"
+    condition: str = ""
+    where: str | None = None
+    measures: tuple[str, ...] = ()
+    verdict: str = ""  # over the measures' columns, `__m0`, `__m1`, ...
+
+
+@dataclass(frozen=True)
 class CompiledAssertion:
     assertion: Assertion
     sql: str
@@ -35,6 +53,7 @@ class CompiledAssertion:
     tracked: dict[str, str] = field(default_factory=dict)
     expected: dict[str, Any] = field(default_factory=dict)  # what each of them compared with
     notes: tuple[str, ...] = ()  # e.g. "no baseline yet"
+    screen: Screen | None = None  # how it joins the one scan of its relation, when it can
 
     @property
     def returns_measures(self) -> bool:
@@ -58,10 +77,16 @@ def compile_assertion(
     if kind is CheckKind.TABLE:
         written = sqlglot.parse_one(assertion.expression, dialect=dialect)
         history = _HistoryCalls(written, recorded or {}, dialect, assertion.where)
-        sql, measures = _table_level(assertion, history, this_sql, relate, dialect)
-        final = sqlglot.parse_one(sql, dialect=dialect).sql(target_dialect)
+        sql, measures, screen = _table_level(assertion, history, this_sql, relate, dialect)
+        final = _for_target(sql, dialect, target_dialect)
         return CompiledAssertion(
-            assertion, final, measures, history.series, history.expected, tuple(history.notes)
+            assertion,
+            final,
+            measures,
+            history.series,
+            history.expected,
+            tuple(history.notes),
+            screen,
         )
     elif kind is CheckKind.QUERY:
         query = _with_relations(sqlglot.parse_one(assertion.expression, dialect=dialect), relate)
@@ -69,12 +94,129 @@ def compile_assertion(
         sql = _counted(checked, query.sql(dialect), total=this_sql is not None)
     else:
         checked = f"SELECT * FROM {this_sql}"
+        where_sql = None
         if assertion.where:
             where = _with_relations(sqlglot.parse_one(assertion.where, dialect=dialect), relate)
-            checked += f" WHERE {where.sql(dialect)}"
+            where_sql = where.sql(dialect)
+            checked += f" WHERE {where_sql}"
         sql = _counted(checked, _failing_rows(assertion, relate, dialect))
-    final = sqlglot.parse_one(sql, dialect=dialect).sql(target_dialect)
+        screen = _row_screen(assertion, where_sql, dialect)
+        final = _for_target(sql, dialect, target_dialect)
+        return CompiledAssertion(assertion, final, measures, screen=screen)
+    final = _for_target(sql, dialect, target_dialect)
     return CompiledAssertion(assertion, final, measures)
+
+
+def _row_screen(assertion: Assertion, where: str | None, dialect: str) -> Screen | None:
+    """A row-level check as a count of failing rows, when an aggregate can count them: not for
+    references (another relation), window functions, or subqueries (which some engines refuse
+    inside an aggregate)."""
+    if where is not None and _reads_more(sqlglot.parse_one(where, dialect=dialect)):
+        return None
+    cols = [exp.column(c).sql(dialect) for c in assertion.columns]
+    kind = assertion.kind
+    if kind is CheckKind.NOT_NULL:
+        return Screen("rows", " OR ".join(f"{c} IS NULL" for c in cols), where)
+    if kind is CheckKind.ACCEPTED_VALUES:
+        return Screen("rows", f"{cols[0]} NOT IN ({', '.join(assertion.values)})", where)
+    if kind is CheckKind.UNIQUE:
+        return Screen("unique", cols[0], where) if len(cols) == 1 else None
+    if kind is CheckKind.ROW:
+        expression = sqlglot.parse_one(assertion.expression, dialect=dialect)
+        if _reads_more(expression) or expression.find(exp.Window):
+            return None
+        return Screen("rows", f"NOT ({expression.sql(dialect)})", where)
+    return None
+
+
+def _reads_more(expression: exp.Expr) -> bool:
+    """Whether an expression holds a query of its own (a subquery, EXISTS, IN (SELECT ...))."""
+    return expression.find(exp.Query) is not None
+
+
+def screen_query(
+    this: exp.Expr, checks: Sequence[CompiledAssertion], dialect: str, target_dialect: str
+) -> str:
+    """One query that screens every check of `checks` (each with a `screen`) in one scan of
+    `this`. Its one row holds, for check i: `__s{i}_total` and `__s{i}_failing` (rows), also
+    `__s{i}_distinct` (unique: distinct keys; failing then counts the present keys), or
+    `__s{i}_failing` and the measures `__s{i}_m0`, ... (table); read it with `screened`."""
+
+    def renamed(verdict: str, prefix: str) -> str:
+        """The verdict over this check's measure columns: `__m0` becomes `{prefix}0`."""
+
+        def rename(node: exp.Expr) -> exp.Expr:
+            if isinstance(node, exp.Column) and not node.table and node.name.startswith("__m"):
+                return exp.column(prefix + node.name[3:])
+            return node
+
+        parsed = sqlglot.parse_one(verdict, dialect=dialect)
+        return parsed.transform(rename, copy=False).sql(dialect)
+
+    inner: list[str] = []
+    outer: list[str] = []
+    for i, check in enumerate(checks):
+        screen = check.screen
+        assert screen is not None
+        name = f"__s{i}"
+        if screen.kind == "table":
+            columns = [f"{name}_m{j}" for j in range(len(screen.measures))]
+            inner += [f"{m} AS {c}" for m, c in zip(screen.measures, columns, strict=True)]
+            verdict = renamed(screen.verdict, f"{name}_m")
+            outer.append(f"CASE WHEN {verdict} THEN 0 ELSE 1 END AS {name}_failing")
+            outer += columns
+            continue
+
+        def counted(condition: str, where: str | None = screen.where) -> str:
+            cond = condition if where is None else f"({where}) AND ({condition})"
+            return f"coalesce(sum(CASE WHEN {cond} THEN 1 ELSE 0 END), 0)"
+
+        parts = {
+            f"{name}_total": "count(*)" if screen.where is None else counted("TRUE"),
+        }
+        if screen.kind == "rows":
+            parts[f"{name}_failing"] = counted(screen.condition)
+        else:
+            key = screen.condition
+            parts[f"{name}_failing"] = counted(f"{key} IS NOT NULL")
+            kept = key if screen.where is None else f"CASE WHEN {screen.where} THEN {key} END"
+            parts[f"{name}_distinct"] = f"count(DISTINCT {kept})"
+        inner += [f"{sql} AS {alias}" for alias, sql in parts.items()]
+        outer += parts
+    sql = (
+        f"SELECT {', '.join(outer)} FROM (SELECT {', '.join(inner)} "
+        f"FROM {_from(this, dialect)}) AS __sqlops_screen"
+    )
+    return _for_target(sql, dialect, target_dialect)
+
+
+def screened(
+    checks: Sequence[CompiledAssertion], row: Mapping[str, Any]
+) -> list[tuple[Any, ...] | None]:
+    """Each check's answer from the screen's row, shaped as its own query's first row
+    (`__failing`, `__total`, measures...), or None when it must run its own query: a row-level
+    check with failing rows, whose samples only its own query gives."""
+    answers: list[tuple[Any, ...] | None] = []
+    for i, check in enumerate(checks):
+        screen = check.screen
+        assert screen is not None
+        name = f"__s{i}"
+        if screen.kind == "table":
+            measured = tuple(row[f"{name}_m{j}"] for j in range(len(screen.measures)))
+            answers.append((row[f"{name}_failing"], 1, *measured))
+            continue
+        total, failing = int(row[f"{name}_total"] or 0), int(row[f"{name}_failing"] or 0)
+        if screen.kind == "unique":
+            failing = failing - int(row[f"{name}_distinct"] or 0)  # keys seen more than once
+        answers.append((0, total) if failing == 0 else None)
+    return answers
+
+
+def _for_target(sql: str, dialect: str, target_dialect: str) -> str:
+    """SQL written in the project's dialect, as the target's engine reads it."""
+    if target_dialect == dialect:
+        return sql  # parsing it again to print it the same would cost, and change nothing
+    return sqlglot.parse_one(sql, dialect=dialect).sql(target_dialect)
 
 
 def _counted(checked: str, failing: str, total: bool = True) -> str:
@@ -190,7 +332,7 @@ def _table_level(
     this_sql: str | None,
     relate: Relate,
     dialect: str,
-) -> tuple[str, tuple[str, ...]]:
+) -> tuple[str, tuple[str, ...], Screen | None]:
     written = history.root
     # measured values are labelled as the user wrote them, before tables are pointed anywhere
     names: list[str] = []
@@ -231,7 +373,14 @@ def _table_level(
         f"SELECT CASE WHEN {lifted.sql(dialect)} THEN 0 ELSE 1 END AS __failing, "
         f"1 AS __total{measured} FROM __sqlops_measures"
     )
-    return sql, tuple(names)
+    screen = None
+    # measures of the relation's own rows only: a subquery or a window is measured alone
+    alone = any(_reads_more(m) or m.find(exp.Window) for m in measures)
+    if measures and source and not where and not alone:
+        screen = Screen(
+            "table", measures=tuple(m.sql(dialect) for m in measures), verdict=lifted.sql(dialect)
+        )
+    return sql, tuple(names), screen
 
 
 def _count_rows(node: exp.Expr) -> exp.Expr:

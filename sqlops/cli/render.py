@@ -143,6 +143,9 @@ def _line(result: NodeResult, console: Console) -> None:
     if result.status is Status.SKIPPED and result.message:
         detail = result.message
     timing = f"{result.duration:.2f}s" if result.duration >= 0.01 else ""
+    if console.color_system is None:  # no colours to write: rich's markup would only cost
+        console.file.write(f"  {result.status.value:<8} {result.node_id:<40} {detail}  {timing}\n")
+        return
     console.print(
         f"  [{style}]{result.status.value:<8}[/] {escape(result.node_id):<40} "
         f"[dim]{escape(detail)}  {timing}[/]"

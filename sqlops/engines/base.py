@@ -190,8 +190,10 @@ class Engine(ABC):
     def create_schema(self, schema: str) -> None:
         self.execute(f"CREATE SCHEMA IF NOT EXISTS {self.ident(schema)}")
 
-    def create_table_as(self, relation: Relation, select_sql: str) -> None:
+    def create_table_as(self, relation: Relation, select_sql: str) -> int:
+        """Create a table from a query; the number of rows it has."""
         self.execute(f"CREATE TABLE {self.quote(relation)} AS {select_sql}")
+        return self.row_count(relation)
 
     def create_view_as(self, relation: Relation, select_sql: str, replace: bool = False) -> None:
         if replace and not self.supports_create_or_replace_view:

@@ -72,6 +72,11 @@ class DuckDBEngine(Engine):
     def interrupt(self) -> None:
         self.con.interrupt()
 
+    def create_table_as(self, relation: Relation, select_sql: str) -> int:
+        # DuckDB answers CREATE TABLE AS with the number of rows it wrote
+        result = self.query(f"CREATE TABLE {self.quote(relation)} AS {select_sql}")
+        return int(result.rows[0][0])
+
     def fork(self) -> DuckDBEngine:
         return DuckDBEngine(self.con.cursor(), self.path)
 

@@ -72,6 +72,12 @@ class PostgresEngine(Engine):
         with self._errors(sql):
             self.con.execute(_placeholders(sql) if params else sql, list(params) or None)
 
+    def create_table_as(self, relation: Relation, select_sql: str) -> int:
+        # PostgreSQL's command tag of CREATE TABLE AS, SELECT n, gives the rows it wrote
+        sql = f"CREATE TABLE {self.quote(relation)} AS {select_sql}"
+        with self._errors(sql):
+            return max(0, self.con.execute(sql).rowcount)
+
     def query(self, sql: str, params: Sequence[Any] = ()) -> QueryResult:
         with self._errors(sql):
             cursor = self.con.execute(_placeholders(sql) if params else sql, list(params) or None)

@@ -179,8 +179,9 @@ class SparkEngine(Engine):
 
     # -- generated SQL ----------------------------------------------------------------------------
 
-    def create_table_as(self, relation: Relation, select_sql: str) -> None:
+    def create_table_as(self, relation: Relation, select_sql: str) -> int:
         self.execute(f"CREATE TABLE {self.quote(relation)} USING parquet AS {select_sql}")
+        return self.row_count(relation)
 
     def data_stamp(self, relation: Relation) -> str | None:
         if self.columns(relation) is None:

@@ -17,6 +17,7 @@ from sqlglot.errors import SqlglotError
 from sqlglot.optimizer.annotate_types import annotate_types
 
 from sqlops.graph.lineage import short_hash
+from sqlops.project.cache import ParseCache, content_key
 from sqlops.project.columns import qualified_copy
 from sqlops.project.definition import Kind, Node
 from sqlops.syntax import normalize_name, outer_select
@@ -116,7 +117,9 @@ def definitions(
         if project.nodes[n].kind is not Kind.TEST
     ]
     inferred = _Types(project, types)
-    return {n: _definition(project, project.nodes[n], inferred) for n in wanted}
+    found = {n: _definition(project, project.nodes[n], inferred) for n in wanted}
+    inferred.save()
+    return found
 
 
 def _definition(project: Project, node: Node, types: _Types) -> Definition:
@@ -183,12 +186,34 @@ def _definition(project: Project, node: Node, types: _Types) -> Definition:
 
 class _Types:
     """Column types as sqlglot infers them from the declared types of sources, lazily: only the
-    nodes whose definitions are asked for, and what they read (about a millisecond a model)."""
+    nodes whose definitions are asked for, and what they read (a few milliseconds a model).
+
+    What a model's types were inferred from (its SQL and, recursively, its upstream's; never
+    data) keys them in a cache beside the parse cache, so a model is inferred once."""
 
     def __init__(self, project: Project, enabled: bool = True) -> None:
         self.project = project
         self.enabled = enabled
         self.known: dict[str, dict[str, str]] = {}
+        self.keys: dict[str, str] = {}
+        self.cache = ParseCache(
+            project.cache_folder if enabled else None, "types.json", keep_unused=True
+        )
+
+    def save(self) -> None:
+        self.cache.save()
+
+    def _key(self, node_id: str) -> str:
+        """A hash of everything a node's inferred types depend on."""
+        key = self.keys.get(node_id)
+        if key is None:
+            node = self.project.nodes[node_id]
+            columns = [(c.name, c.type or "") for c in node.columns or ()]
+            upstream = [f"{d}={self._key(d)}" for d in sorted(node.depends_on)]
+            key = self.keys[node_id] = content_key(
+                self.project.dialect, node.kind.value, node.canonical, repr(columns), *upstream
+            )
+        return key
 
     def of(self, node_id: str) -> dict[str, str]:
         if not self.enabled:
@@ -202,7 +227,13 @@ class _Types:
         if node.kind is not Kind.MODEL:
             found = {normalize_name(c.name, dialect): c.type for c in node.columns or () if c.type}
         elif node.columns is not None and node_id in project.asts:
-            found = self._infer(node)
+            key = self._key(node_id)
+            cached = self.cache.get(key)
+            if isinstance(cached, dict):
+                found = cached
+            else:
+                found = self._infer(node)
+                self.cache.put(key, found)
         self.known[node_id] = found
         return found
 

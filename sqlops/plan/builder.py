@@ -37,6 +37,8 @@ class Step:
     # about the version in general, so it is not recorded
     recheck: bool = False
     data_stamp: str | None = None  # a file source: the bytes its fingerprint promises
+    # a version to build whose relation is there already, unrecorded (an interrupted build's)
+    leftover: bool = False
 
 
 @dataclass(frozen=True)
@@ -165,7 +167,7 @@ def _step(
     version = versions.get((node.id, fingerprint))
     there = (physical.schema, physical.name) in existing
     if version is None or not there:
-        return Step(node.id, Action.BUILD, fingerprint, physical, "new version")
+        return Step(node.id, Action.BUILD, fingerprint, physical, "new version", leftover=there)
     # A version is never rebuilt in place: an environment may serve it. Same code, same upstream
     # data: the same rows. Its assertions are run again instead.
     if version.status != "passed":

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from sqlglot import exp
 
-from sqlops.assertions.compile import CompiledAssertion, Recorded, compile_assertion
+from sqlops.assertions.compile import (
+    CompiledAssertion,
+    Recorded,
+    compile_assertion,
+    screen_query,
+)
 from sqlops.assertions.definition import Assertion
 from sqlops.engines.base import Relation
 from sqlops.engines.rewrite import expand_stars, for_target
@@ -156,6 +161,10 @@ class Relations:
             self.target_dialect,
             recorded,
         )
+
+    def screen(self, owner: Node, checks: Sequence[CompiledAssertion]) -> str:
+        """The one query that screens `checks` of `owner` together (compile.screen_query)."""
+        return screen_query(self.of(owner), checks, self.project.dialect, self.target_dialect)
 
 
 def _swap(table: exp.Table, relation: exp.Expr) -> None:

@@ -47,11 +47,18 @@ def cache_folder(project_root: Path) -> Path | None:
 class ParseCache:
     """A dict of hash -> JSON value, loaded once and written back only when it changed.
 
-    Entries that were not used by this load are dropped on save, so the file tracks the project.
+    Entries that were not used by this load are dropped on save, so the file tracks the project;
+    with `keep_unused`, they are kept (up to `KEPT` entries), for caches that only some commands
+    read part of (the column types of definitions, impact/definition.py).
     """
 
-    def __init__(self, folder: Path | None) -> None:
-        self.path = folder / "parse.json" if folder else None
+    KEPT = 100_000
+
+    def __init__(
+        self, folder: Path | None, name: str = "parse.json", *, keep_unused: bool = False
+    ) -> None:
+        self.path = folder / name if folder else None
+        self.keep_unused = keep_unused
         self._old: dict[str, Any] = {}
         self._used: dict[str, Any] = {}
         self.hits = 0
@@ -81,12 +88,16 @@ class ParseCache:
     def save(self) -> None:
         if self.path is None or (self.misses == 0 and len(self._used) == len(self._old)):
             return
+        entries = self._used
+        if self.keep_unused:
+            if not self.misses:
+                return
+            kept = [(k, v) for k, v in self._old.items() if k not in self._used]
+            entries = dict(kept[-max(0, self.KEPT - len(self._used)) :]) | self._used
         with contextlib.suppress(OSError):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp")
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 # json.dumps runs the C encoder; json.dump to a file would not
-                fh.write(
-                    json.dumps({"format": FORMAT, "entries": self._used}, separators=(",", ":"))
-                )
+                fh.write(json.dumps({"format": FORMAT, "entries": entries}, separators=(",", ":")))
             os.replace(tmp, self.path)

@@ -43,8 +43,11 @@ def analyze_model(
     cache: ParseCache,
     *,
     lineage: bool = True,
+    ast_key: str | None = None,
 ) -> Analysis:
     """A model's output columns and column lineage, from its SQL and its upstream columns.
+    `ast_key`: a hash of what decides `ast` (the loader's), which spares printing it for the
+    cache key.
 
     Raises `MissingColumn` when the SQL names a column an upstream does not have.
     """
@@ -57,7 +60,12 @@ def analyze_model(
         assert isinstance(tables, dict)
         tables[upstream.name] = {c.name: c.type or "UNKNOWN" for c in upstream.columns}
     key = content_key(
-        "analysis", LINEAGE_VERSION, dialect, ast.sql(dialect), json.dumps(schema), str(lineage)
+        "analysis",
+        LINEAGE_VERSION,
+        dialect,
+        ast_key or ast.sql(dialect),
+        json.dumps(schema),
+        str(lineage),
     )
     cached = cache.get(key)
     if isinstance(cached, dict):

@@ -33,6 +33,11 @@ _SPARK_MASTER = re.compile(
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
+# models built at once when a target does not say: a build is mostly the engine's work, and
+# while one model's statement runs the next can be compiled, or committed (docs/benchmarks.md)
+DEFAULT_THREADS = max(1, min(4, os.cpu_count() or 1))
+
+
 @dataclass(frozen=True)
 class Target:
     """Where a project is built: an engine and its connection settings."""
@@ -183,7 +188,7 @@ def load_config(root: Path) -> ProjectConfig:
                 line=_line_of(path, f"[{section}]", text),
                 hint=f"engine is one of: {', '.join(ENGINES)}",
             )
-        threads = settings.get("threads", 1)
+        threads = settings.get("threads", DEFAULT_THREADS)
         if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
             raise ConfigError(
                 f"[{section}] threads must be a whole number >= 1",

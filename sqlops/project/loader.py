@@ -57,6 +57,7 @@ class Project:
     # with strict=False: models reading columns their upstream lacks (reader, upstream, column)
     broken: list[tuple[str, str, str, ProjectError]] = field(default_factory=list, repr=False)
     from_snapshot: bool = False  # loaded whole from the cache folder (project/snapshot.py)
+    cache_folder: Path | None = None  # where this project's caches are, if it has them
     cache_hits: int = 0
     cache_misses: int = 0
 
@@ -82,6 +83,7 @@ class _Parsed:
     ref_tables: list[exp.Table]
     assertions: list[ParsedAssertion]
     lines: LineMap | None = None  # rendered line -> file line
+    parse_key: str = ""  # a model's: what its statements were parsed from (the rendered SQL)
 
 
 def load_project(
@@ -132,6 +134,7 @@ def load_project(
             snapshot.broken,
             from_snapshot=True,
         )
+    project.cache_folder = folder
     if strict and project.broken:
         raise project.broken[0][3]
     return project
@@ -189,6 +192,9 @@ class _Loader:
         resolver = Resolver(p.node for p in parsed)
         nodes: dict[str, Node] = {}
         asts: dict[str, exp.Expr] = {}
+        # what decides a model's query once its tables point at their nodes: the rendered SQL,
+        # and the node each table reference resolved to (keys the analysis and canonical SQL)
+        ast_keys: dict[str, str] = {}
         for item in parsed:
             node = item.node
             deps: list[str] = []
@@ -209,6 +215,7 @@ class _Loader:
                 point_at(table, by_id[target_id].node)
             if item.ast is not None:
                 drop_schema_qualifiers(item.ast, set(deps), self.dialect)
+                ast_keys[node.id] = content_key("ast", self.dialect, item.parse_key, *deps)
             check_deps: list[str] = []
             assertion_reads: list[str] = []
             assertions = []
@@ -248,6 +255,7 @@ class _Loader:
                         self.dialect,
                         self.cache,
                         lineage=self.with_lineage,
+                        ast_key=ast_keys[node_id],
                     )
                 except MissingColumn as missing:
                     error = missing_column_error(
@@ -259,9 +267,13 @@ class _Loader:
                 if analysis.lineage is not None:
                     lineage[node_id] = analysis.lineage
                 # quoting every identifier makes `id` and `"id"` the same where the dialect does
-                canonical = normalize_identifiers(asts[node_id].copy(), dialect=self.dialect).sql(
-                    self.dialect, comments=False, identify=True
-                )
+                canonical_key = content_key("canonical", ast_keys[node_id])
+                canonical = self.cache.get(canonical_key)
+                if not isinstance(canonical, str):
+                    canonical = normalize_identifiers(
+                        asts[node_id].copy(), dialect=self.dialect
+                    ).sql(self.dialect, comments=False, identify=True)
+                    self.cache.put(canonical_key, canonical)
                 node = replace(node, columns=columns, canonical=canonical)
                 nodes[node_id] = node
             validate_assertions(node, item.assertions, item.text, nodes, resolver, self.dialect)
@@ -359,6 +371,7 @@ class _Loader:
             [t for t, _ in tables],
             parsed_assertions,
             lines,
+            content_key("parse", self.dialect, rendered),
         )
 
     def _source(self, path: Path) -> _Parsed:

@@ -7,19 +7,28 @@ used only when loading the files again could give nothing else. Like the parse c
 the user's cache folder, never in the project.
 
 It is a pickle, for speed, read by an unpickler that knows only sqlops's own data classes, `Path`
-and plain values: reading it cannot run code (pickle's own "restricting globals"). The graph and
-the name resolver are rebuilt from the nodes, so no third-party class is in it.
+and plain values: reading it cannot run code (pickle's own "restricting globals"). Paths are kept
+as strings (pickle's persistent ids), so the file names no class outside sqlops at all. The graph
+and the name resolver are rebuilt from the nodes, so no third-party class is in it.
+
+The file is three pickles one after the other: the key and what else decides whether the snapshot
+may be used, the project, and the serialized queries. The file is mapped, not read: the queries
+are unpickled from the mapping only when one is first used (`sqlops impact` never needs them).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import gc
 import hashlib
 import io
+import mmap
 import os
 import pickle
 import tempfile
-from collections.abc import Iterator, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +41,7 @@ from sqlops.project.cache import FORMAT
 from sqlops.project.definition import Node
 
 SNAPSHOT = "project.pickle"
+VERSION = "snapshot-3"  # what the file holds and how: a snapshot of another is not read
 FOLDERS = ("models", "sources", "seeds", "tests", "macros")
 
 
@@ -42,21 +52,39 @@ class Asts(Mapping[str, exp.Expr]):
     def __init__(self, parsed: dict[str, exp.Expr]) -> None:
         self._parsed = parsed
         self._dumped: dict[str, Any] = {}
-        self._blob: bytes | None = None  # the dumps, pickled apart: unpickled only when used
+        # where the dumps are kept, unread: unpickled only when a query is first used
+        self._source: Callable[[], Any] | None = None
         self._keys = frozenset(parsed)  # every node with a query; the mapping never grows
+        self._lock = threading.Lock()  # a build's threads read it at once
+
+    @classmethod
+    def _stored(cls, keys: list[str], source: Callable[[], Any]) -> Asts:
+        asts = cls({})
+        asts._keys = frozenset(keys)
+        asts._source = source
+        return asts
 
     def _unpack(self) -> None:
-        if self._blob is not None:
-            self._dumped = _safe_loads(self._blob)
-            self._blob = None
+        if self._source is not None:
+            self._dumped = self._source()
+            self._source = None
+
+    def _all_dumped(self) -> dict[str, Any]:
+        self._unpack()
+        dumped = dict(self._dumped)
+        dumped.update({k: serde.dump(v) for k, v in self._parsed.items()})
+        return dumped
 
     def __getitem__(self, key: str) -> exp.Expr:
         found = self._parsed.get(key)
         if found is None:
-            self._unpack()
-            loaded = serde.load(self._dumped[key])
-            assert isinstance(loaded, exp.Expr)
-            found = self._parsed[key] = loaded
+            with self._lock:
+                found = self._parsed.get(key)
+                if found is None:
+                    self._unpack()
+                    loaded = serde.load(self._dumped[key])
+                    assert isinstance(loaded, exp.Expr)
+                    found = self._parsed[key] = loaded
         return found
 
     def __iter__(self) -> Iterator[str]:
@@ -69,30 +97,30 @@ class Asts(Mapping[str, exp.Expr]):
         return key in self._keys
 
     def __getstate__(self) -> dict[str, Any]:
-        self._unpack()
-        dumped = dict(self._dumped)
-        dumped.update({k: serde.dump(v) for k, v in self._parsed.items()})
+        dumped = self._all_dumped()
         blob = pickle.dumps(dumped, protocol=pickle.HIGHEST_PROTOCOL)
         return {"keys": sorted(dumped), "blob": blob}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        self._lock = threading.Lock()
         self._parsed = {}
         self._dumped = {}
         self._keys = frozenset(state["keys"])
-        self._blob = state["blob"]
+        self._source = functools.partial(_safe_loads, state["blob"])
 
 
 def snapshot_key(root: Path, settings: str, lineage: bool) -> str:
     """A hash of everything a load reads from the project folder, and of how it reads it."""
     digest = hashlib.sha256()
-    for part in (FORMAT, LINEAGE_VERSION, str(root), settings, str(lineage)):
+    for part in (FORMAT, VERSION, LINEAGE_VERSION, str(root), settings, str(lineage)):
         digest.update(part.encode("utf-8", "surrogatepass") + b"\x00")
-    for path in _project_files(root):
+    top = str(root)
+    for relpath in _project_files(top):
         try:
-            data = path.read_bytes()
+            data = _read(os.path.join(top, relpath))
         except OSError:
             data = b"\xff unreadable"
-        digest.update(str(path.relative_to(root)).encode("utf-8", "surrogatepass") + b"\x00")
+        digest.update(relpath.encode("utf-8", "surrogatepass") + b"\x00")
         digest.update(hashlib.sha256(data).digest())
     return digest.hexdigest()
 
@@ -110,19 +138,28 @@ class Snapshot:
 def read_snapshot(folder: Path | None, key: str) -> Snapshot | None:
     if folder is None:
         return None
+    mapped = None
     try:
-        data = _safe_loads((folder / SNAPSHOT).read_bytes())
-        if not isinstance(data, dict) or data.get("key") != key:
+        # The file is three pickles: what decides whether it is used (the rest is not read when
+        # it says no), the project, and the queries, read from the mapped file only if used.
+        with open(folder / SNAPSHOT, "rb") as fh:
+            mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        head = _safe_load(mapped)
+        if not isinstance(head, dict) or head.get("key") != key:
             return None
-        if any(os.environ.get(name) != value for name, value in data["env"].items()):
+        if any(os.environ.get(name) != value for name, value in head["env"].items()):
             return None
-        if any(not Path(p).is_file() for p in data["files"]):
+        if any(not os.path.isfile(p) for p in head["files"]):
             return None
-        asts = Asts({})
-        asts.__setstate__(data["asts"])
-        return Snapshot(data["nodes"], asts, data["lineage"], data["broken"])
+        body = _safe_load(mapped)
+        asts = Asts._stored(body["asts"], functools.partial(_load_at, mapped, mapped.tell()))
+        mapped = None  # the queries' now: closed once they are read
+        return Snapshot(body["nodes"], asts, body["lineage"], body["broken"])
     except Exception:  # missing, damaged, from another version or refused: a slower load
         return None
+    finally:
+        if mapped is not None:
+            mapped.close()
 
 
 def write_snapshot(
@@ -134,12 +171,11 @@ def write_snapshot(
 ) -> None:
     if folder is None:
         return
-    data = {
-        "key": key,
-        "env": env_read,
-        "files": files_read,
+    asts = snapshot.asts._all_dumped()
+    head = {"key": key, "env": env_read, "files": files_read}
+    body = {
         "nodes": snapshot.nodes,
-        "asts": snapshot.asts.__getstate__(),
+        "asts": sorted(asts),
         "lineage": snapshot.lineage,
         "broken": snapshot.broken,
     }
@@ -147,7 +183,8 @@ def write_snapshot(
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
         with os.fdopen(fd, "wb") as fh:
-            pickle.dump(data, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            for part in (head, body, asts):  # each apart: read one at a time
+                _Pickler(fh, protocol=pickle.HIGHEST_PROTOCOL).dump(part)
         os.replace(tmp, folder / SNAPSHOT)
 
 
@@ -163,32 +200,107 @@ _ALLOWED = {
     ("sqlops.graph.lineage", "Lineage"),
     ("sqlops.graph.lineage", "ColumnLineage"),
     ("sqlops.errors", "ProjectError"),
-    ("pathlib", "Path"),
-    ("pathlib", "PosixPath"),
-    ("pathlib", "WindowsPath"),
 }
 
 
+class _Pickler(pickle.Pickler):
+    def persistent_id(self, obj: Any) -> Any:
+        # a path is kept as the string of its folder and its name: rebuilt by joining the name to
+        # the folder's path, made once for all its files (parsing each whole path costs more)
+        if isinstance(obj, Path):
+            return (str(obj.parent), obj.name) if obj.name else (str(obj), "")
+        return None
+
+
 class _Unpickler(pickle.Unpickler):
+    def __init__(self, file: io.BytesIO | mmap.mmap) -> None:
+        super().__init__(file)
+        self._folders: dict[str, Path] = {}
+
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) in _ALLOWED:
             return super().find_class(module, name)
         raise pickle.UnpicklingError(f"a snapshot may not name {module}.{name}")
 
+    def persistent_load(self, pid: Any) -> Any:
+        # a path, and nothing else: two strings, never anything that could name code
+        if type(pid) is not tuple or len(pid) != 2:
+            raise pickle.UnpicklingError("a snapshot may hold only paths as references")
+        folder, name = pid
+        if type(folder) is not str or type(name) is not str:
+            raise pickle.UnpicklingError("a snapshot may hold only paths as references")
+        if not name:
+            return Path(folder)
+        parent = self._folders.get(folder)
+        if parent is None:
+            parent = self._folders[folder] = Path(folder)
+        return parent / name
+
+
+def _safe_load(stream: io.BytesIO | mmap.mmap) -> Any:
+    """The next pickle of the stream. A snapshot is half a million small objects, none in a
+    cycle: the collector is kept from walking them again and again while they are made, and then
+    from ever walking them (`gc.freeze`): most of the time of a read went there."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _Unpickler(stream).load()
+    finally:
+        if enabled:
+            gc.freeze()
+            gc.enable()
+
 
 def _safe_loads(data: bytes) -> Any:
-    return _Unpickler(io.BytesIO(data)).load()
+    return _safe_load(io.BytesIO(data))
 
 
-def _project_files(root: Path) -> list[Path]:
-    found = [root / "sqlops.toml"]
+def _load_at(mapped: mmap.mmap, offset: int) -> Any:
+    try:
+        mapped.seek(offset)
+        return _safe_load(mapped)
+    finally:
+        mapped.close()
+
+
+def _read(path: str) -> bytes:
+    """The bytes of a file (unbuffered: a project's files are small, and there are many)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _project_files(root: str) -> list[str]:
+    """The paths, relative to the root, of the settings file and every file of the project's
+    folders but hidden ones (or those in hidden folders), in a fixed order: by folder, then
+    sorted as paths. Symlinks to files count; symlinks to folders are not followed."""
+    found = ["sqlops.toml"]
     for folder in FOLDERS:
-        base = root / folder
-        if base.is_dir():
-            found += sorted(
-                p
-                for p in base.rglob("*")
-                if p.is_file()
-                and not any(part.startswith(".") for part in p.relative_to(base).parts)
-            )
+        base = os.path.join(root, folder)
+        if os.path.isdir(base):
+            _walk(base, folder, found)
     return found
+
+
+def _walk(folder: str, relpath: str, found: list[str]) -> None:
+    try:
+        with os.scandir(folder) as entries:
+            listed = sorted(entries, key=lambda entry: entry.name)
+    except OSError:
+        return
+    for entry in listed:
+        if entry.name.startswith("."):
+            continue
+        child = relpath + os.sep + entry.name
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                _walk(entry.path, child, found)
+            elif entry.is_file():
+                found.append(child)
+        except OSError:
+            continue

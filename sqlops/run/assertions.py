@@ -6,14 +6,17 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
+from sqlops.assertions.compile import screened
+from sqlops.engines.base import QueryResult
 from sqlops.errors import EngineError
+from sqlops.project.definition import Kind
 from sqlops.run.results import AssertionResult, Outcome
 from sqlops.state.history import number
 
 if TYPE_CHECKING:
     from sqlops.assertions.compile import CompiledAssertion, Recorded
     from sqlops.assertions.definition import Assertion
-    from sqlops.engines.base import Engine, QueryResult
+    from sqlops.engines.base import Engine
     from sqlops.plan.relations import Relations
     from sqlops.project.definition import Node
 
@@ -27,9 +30,24 @@ def run_assertions(
 ) -> list[AssertionResult]:
     """`recorded`: the node's series for prev() and anomaly(); `extra`: monitors sqlops adds.
 
-    On an engine whose one session runs queries side by side (Spark, where each query's cost is
-    mostly planning), the checks run at once; elsewhere one after the other."""
+    The checks that aggregates can compute are screened together in one scan of the relation
+    (compile.screen_query); the others, and a row-level check that fails (for its sample rows),
+    run their own queries. On an engine whose one session runs queries side by side (Spark,
+    where each query's cost is mostly planning), those run at once; elsewhere one by one."""
     checks = [relations.assertion(node, a, recorded) for a in (*node.assertions, *extra)]
+    answers: list[QueryResult | EngineError | None] = [None] * len(checks)
+    screenable = [i for i, c in enumerate(checks) if c.screen is not None]
+    if screenable and node.kind is not Kind.TEST:
+        together = [checks[i] for i in screenable]
+        try:
+            screen = engine.query(relations.screen(node, together))
+        except EngineError:
+            pass  # each check runs its own query, and says what is wrong with it
+        else:
+            row = dict(zip(screen.columns, screen.rows[0], strict=True))
+            for i, first in zip(screenable, screened(together, row), strict=True):
+                if first is not None:
+                    answers[i] = QueryResult(("__failing", "__total"), [first])
 
     def run(compiled: CompiledAssertion) -> QueryResult | EngineError:
         try:
@@ -37,20 +55,24 @@ def run_assertions(
         except EngineError as exc:
             return exc
 
-    if engine.concurrent_queries > 1 and len(checks) > 1:
-        pool = ThreadPoolExecutor(min(engine.concurrent_queries, len(checks)))
+    alone = [i for i, answer in enumerate(answers) if answer is None]
+    if engine.concurrent_queries > 1 and len(alone) > 1:
+        pool = ThreadPoolExecutor(min(engine.concurrent_queries, len(alone)))
         try:
-            answers = list(pool.map(run, checks))
+            found = list(pool.map(run, [checks[i] for i in alone]))
         except BaseException:  # Ctrl-C: stop what is in flight rather than wait for it
             engine.interrupt()
             pool.shutdown(wait=False, cancel_futures=True)
             raise
         pool.shutdown()
     else:
-        answers = [run(c) for c in checks]
+        found = [run(checks[i]) for i in alone]
+    for i, own in zip(alone, found, strict=True):
+        answers[i] = own
     results = []
     for compiled, result in zip(checks, answers, strict=True):
         assertion = compiled.assertion
+        assert result is not None
         if isinstance(result, EngineError):
             results.append(
                 AssertionResult(assertion, Outcome.ERROR, message=result.message, sql=compiled.sql)

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import heapq
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar, cast
 
 from sqlops.engines.base import Engine, Relation
 from sqlops.errors import EngineError, SqlopsError
@@ -30,6 +32,8 @@ from sqlops.state.store import Deployed, StateStore, Version
 
 if TYPE_CHECKING:
     from sqlops.project.loader import Project
+
+T = TypeVar("T")
 
 
 def plan_build(project: Project, engine: Engine, env: str, selected: list[str]) -> Plan:
@@ -154,6 +158,10 @@ def build(
     results: dict[str, NodeResult] = {}
     recorder = _Recorder(history, run_id, plan, fps)
     engines = [engine.fork() for _ in range(max(1, threads))]
+    # what the environment will record for `sqlops impact` is worked out while the database
+    # builds (Python beside the engine's own threads), for the promotion at the end
+    covered = [s.node_id for s in plan.steps if not s.recheck and s.action is not Action.TEST]
+    definitions_now = _Aside(_definitions, project, covered, store.definitions(plan.env))
     try:
         _run_steps(project, plan, relations, served, watch, engines, results, recorder, listener)
         with store.engine.transaction():
@@ -170,7 +178,9 @@ def build(
         deployment, up_to_date, failure = None, False, None
         if all(r.ok for r in ordered):
             try:
-                deployment = _promote(project, engine, store, plan, commit, ending)
+                deployment = _promote(
+                    project, engine, store, plan, commit, ending, definitions_now.result()
+                )
             except EngineError as exc:  # rolled back, or journaled (run/switch.py)
                 failure = exc.message + (f"\n  to fix this: {exc.hint}" if exc.hint else "")
                 ending.done = False  # what it wrote was rolled back too
@@ -207,6 +217,29 @@ def build(
     return replace(run, recovered=tuple(ending.recovered))
 
 
+class _Aside(Generic[T]):
+    """A call run in a daemon thread of its own: the process does not wait for it to exit
+    (Ctrl-C), and `result()` waits for it or raises what it raised."""
+
+    def __init__(self, call: Callable[..., T], *args: object) -> None:
+        self._value: T | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(call, *args), daemon=True)
+        self._thread.start()
+
+    def _run(self, call: Callable[..., T], *args: object) -> None:
+        try:
+            self._value = call(*args)
+        except BaseException as exc:  # handed to whoever asks for the result
+            self._error = exc
+
+    def result(self) -> T:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return cast(T, self._value)
+
+
 def _run_steps(
     project: Project,
     plan: Plan,
@@ -219,46 +252,54 @@ def _run_steps(
     listener: Listener,
 ) -> None:
     """Run every step in DAG order, as many at once as there are engines; skip what reads a
-    failure."""
-    in_plan = {s.node_id: s for s in plan.steps}
-    pending = list(plan.steps)
+    failure. Of the steps ready to run, the first in the plan goes first."""
+    order = {s.node_id: i for i, s in enumerate(plan.steps)}
+    deps = {
+        s.node_id: [d for d in project.nodes[s.node_id].all_deps if d in order] for s in plan.steps
+    }
+    waiting = {node_id: len(found) for node_id, found in deps.items()}  # deps without a result
+    readers: dict[str, list[str]] = {}
+    for node_id, found in deps.items():
+        for dep in found:
+            readers.setdefault(dep, []).append(node_id)
+    ready = [order[n] for n, count in waiting.items() if count == 0]
+    heapq.heapify(ready)
     running: dict[Future[NodeResult], Step] = {}
     free = list(engines)
+    finished: list[tuple[Step, NodeResult]] = []  # recorded once the next steps are running
 
-    def blocked_by(step: Step) -> str | None:
-        for dep in project.nodes[step.node_id].all_deps:
-            if dep in in_plan and dep in results and not results[dep].ok:
-                return dep
-        return None
-
-    def ready(step: Step) -> bool:
-        return all(dep in results for dep in project.nodes[step.node_id].all_deps if dep in in_plan)
+    def settle(step: Step, result: NodeResult) -> None:
+        results[step.node_id] = result
+        for reader in readers.get(step.node_id, ()):
+            waiting[reader] -= 1
+            if not waiting[reader]:
+                heapq.heappush(ready, order[reader])
 
     with ThreadPoolExecutor(max_workers=len(engines)) as pool:
-        while pending or running:
-            for step in list(pending):
-                if not ready(step):
-                    continue
-                culprit = blocked_by(step)
+        while ready or running or finished:
+            while ready and free:
+                step = plan.steps[heapq.heappop(ready)]
+                culprit = next((d for d in deps[step.node_id] if not results[d].ok), None)
                 if culprit is not None:
-                    pending.remove(step)
-                    results[step.node_id] = NodeResult(
+                    skipped = NodeResult(
                         step.node_id,
                         step.action,
                         Status.SKIPPED,
                         message=f"upstream {culprit} did not pass",
                     )
-                    recorder.add(project.nodes[step.node_id], step, results[step.node_id])
-                    listener("done", step.node_id, results[step.node_id])
+                    settle(step, skipped)
+                    finished.append((step, skipped))
                     continue
-                if not free:
-                    break
-                pending.remove(step)
                 worker = free.pop()
                 listener("start", step.node_id, None)
                 future = pool.submit(_run_step, project, worker, relations, step, served, watch)
                 future.worker = worker  # type: ignore[attr-defined]
                 running[future] = step
+            # what finished is recorded and shown while the engines work on the next steps
+            for step, result in finished:
+                recorder.add(project.nodes[step.node_id], step, result)
+                listener("done", step.node_id, result)
+            finished.clear()
             if not running:
                 continue
             done, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -266,9 +307,8 @@ def _run_steps(
                 step = running.pop(future)
                 free.append(future.worker)  # type: ignore[attr-defined]
                 result = future.result()
-                results[step.node_id] = result
-                recorder.add(project.nodes[step.node_id], step, result)
-                listener("done", step.node_id, result)
+                settle(step, result)
+                finished.append((step, result))
 
 
 class _Ending:
@@ -427,7 +467,7 @@ def _build_version(
     physical = step.physical
     assert physical is not None
     # an interrupted earlier build may have left this version's relation behind, unrecorded
-    kinds = engine.relations(physical.schema)
+    kinds = engine.relations(physical.schema) if step.leftover else {}
     if physical.name in kinds:
         if physical in served:
             raise EngineError(
@@ -455,8 +495,7 @@ def _build_version(
         engine.create_view_as(physical, sql)
         # a view that cannot be read must fail here, not when someone reads the environment
         return engine.read_all(physical)
-    engine.create_table_as(physical, sql)
-    return engine.row_count(physical)
+    return engine.create_table_as(physical, sql)
 
 
 class _Recorder:
@@ -520,8 +559,10 @@ def _promote(
     plan: Plan,
     commit: Commit | None,
     ending: _Ending,
+    definitions_now: dict[str, str],
 ) -> int | None:
-    """Point the environment's views at the new versions and record it (sqlops.run.switch)."""
+    """Point the environment's views at the new versions and record it (sqlops.run.switch).
+    `definitions_now`: the definitions the environment records anew (_definitions)."""
     current = store.environment(plan.env)
     deployed = []
     for step in plan.promoted:
@@ -543,9 +584,6 @@ def _promote(
             present[view.schema] = engine.relations(view.schema)
     intact = all(views[d.node].name in present[views[d.node].schema] for d in deployed)
     recorded = store.definitions(plan.env)
-    # every node the build covered, ephemeral models and tables read in place included
-    covered = [s.node_id for s in plan.steps if not s.recheck and s.action is not Action.TEST]
-    definitions_now = _definitions(project, covered, recorded)
     forget = [n for n in recorded if n not in project.nodes] if full else []
     if (
         intact
@@ -578,8 +616,9 @@ def _promote(
 
 
 def _definitions(project: Project, node_ids: list[str], recorded: dict[str, str]) -> dict[str, str]:
-    """The definitions the environment must record anew, for `sqlops impact`: those that differ
-    from what it recorded. Types cost to infer, so only those nodes get them."""
+    """The definitions the environment must record anew, for `sqlops impact`: those of the nodes
+    the build covered (ephemeral models and tables read in place included) that differ from what
+    it recorded. Types cost to infer, so only those nodes get them."""
     changed = []
     for node_id, definition in definitions(project, node_ids, types=False).items():
         text = recorded.get(node_id)

@@ -575,3 +575,121 @@ def test_syntax_error_in_a_check_points_at_it() -> None:
     err = parse_error("amount >= (0")
     assert err.message.startswith("SQL syntax error")
     assert err.snippet is not None and "amount >= (0" in err.snippet
+
+
+# -- the one scan: checks screened together give what their own queries give -------------------
+
+SCREENED = [
+    "unique(id)",
+    "unique(customer_id)",
+    "unique(status) where amount > 0",
+    "not_null(id)",
+    "not_null(id, status) where customer_id < 50",
+    "accepted_values(status, 'paid', 'void')",
+    "accepted_values(status, 'paid', 'void', 'refunded')",
+    "amount >= 0",
+    "amount >= 0 where status = 'paid'",
+    "amount >= -10",
+    "row_count() > 3",
+    "row_count() > 100",
+    "sum(amount) between 0 and 100",
+    "count(DISTINCT status) = 3 and max(amount) < 50",
+    "avg(amount) > 1000",
+    "amount >= 0 tolerate 1",
+]
+ALONE = [
+    "unique(id, customer_id)",  # more than one key: counted by its own query
+    "references(customer_id, customers.customer_id)",
+    "amount <= sum(amount) over ()",
+    "amount in (SELECT amount FROM orders)",
+    "row_count() > 0 where status = 'paid'",
+    "(SELECT count(*) FROM customers) > 0",
+]
+
+
+@pytest.mark.parametrize("table", ["orders", "empty_orders"])
+def test_screen_gives_what_each_check_gives_alone(
+    con: duckdb.DuckDBPyConnection, table: str
+) -> None:
+    from sqlops.assertions.compile import screen_query, screened
+
+    compiled = [
+        compile_assertion(parse(t).assertion, exp.to_table(table), relate, "duckdb")
+        for t in SCREENED
+    ]
+    assert all(c.screen is not None for c in compiled), [
+        t for t, c in zip(SCREENED, compiled, strict=True) if c.screen is None
+    ]
+    cursor = con.execute(screen_query(exp.to_table(table), compiled, "duckdb", "duckdb"))
+    row = dict(zip([d[0] for d in cursor.description or ()], cursor.fetchone() or (), strict=True))
+    answers = screened(compiled, row)
+    for text, one, answer in zip(SCREENED, compiled, answers, strict=True):
+        own = con.execute(one.sql).fetchall()[0]
+        if answer is None:
+            # only a row-level check with failing rows runs alone, for its samples
+            assert not one.returns_measures and own[0] > 0, text
+            continue
+        width = len(answer)
+        assert tuple(answer) == tuple(own[:width]), text
+    if table == "orders":  # every kind fails somewhere: the screen says so for each
+        failing = {t for t, a in zip(SCREENED, answers, strict=True) if a is None or a[0]}
+        assert failing >= {"unique(id)", "not_null(id)", "amount >= 0", "row_count() > 100"}
+        assert (
+            "unique(customer_id)" in failing
+            and "accepted_values(status, 'paid', 'void', 'refunded')" not in failing
+        )
+
+
+def test_checks_the_screen_cannot_count_are_left_to_their_own_query() -> None:
+    for text in ALONE:
+        compiled = compile_assertion(
+            parse(text).assertion, exp.to_table("orders"), relate, "duckdb"
+        )
+        assert compiled.screen is None, text
+
+
+def test_a_model_runs_one_query_for_passing_checks_and_its_own_for_a_failing_one(
+    tmp_path: Path,
+) -> None:
+    """End to end through run_assertions on real DuckDB: the results are those of the checks
+    run one by one, samples included, and passing screenable checks cost one query."""
+    root = tmp_path / "p"
+    (root / "models").mkdir(parents=True)
+    (root / "sqlops.toml").write_text(
+        '[project]\nname = "p"\n\n[targets.dev]\nengine = "duckdb"\npath = "p.duckdb"\n'
+    )
+    (root / "models" / "orders.sql").write_text(
+        "SELECT * FROM (VALUES (1, 10, 'paid'), (2, 20, 'paid'), (2, -5, 'void')) "
+        "AS v(id, amount, status)\n"
+        "-- @assert not_null(id)\n"
+        "-- @assert accepted_values(status, 'paid', 'void')\n"
+        "-- @assert row_count() > 0\n"
+        "-- @assert unique(id)\n"
+        "-- @assert amount >= 0\n"
+        "-- @assert references(id, main.orders.id)\n"
+    )
+    project = load_project(root)
+    node = project.nodes["main.orders"]
+    engine = DuckDBEngine(duckdb.connect(), ":memory:")
+    engine.execute(f"CREATE TABLE orders AS {project.ast(node.id).sql('duckdb')}")
+    relations = Relations(project, lambda n: Relation("main", n.name), "duckdb")
+    statements: list[str] = []
+    query = engine.query
+
+    def counting(sql: str, params: Any = ()) -> Any:
+        statements.append(sql)
+        return query(sql, params)
+
+    engine.query = counting  # type: ignore[method-assign]
+    results = {r.assertion.text: r for r in run_assertions(engine, relations, node)}
+    # one screen, then unique(id) and amount >= 0 for their samples, then references alone
+    assert len(statements) == 4, statements
+    assert results["not_null(id)"].outcome is Outcome.PASS
+    assert results["not_null(id)"].total == 3
+    assert results["row_count() > 0"].outcome is Outcome.PASS
+    assert results["row_count() > 0"].measured == {"row_count()": 3}
+    assert results["unique(id)"].outcome is Outcome.FAIL
+    assert results["unique(id)"].failing == 2 and len(results["unique(id)"].samples) == 2
+    assert results["amount >= 0"].failing == 1
+    assert results["amount >= 0"].samples == ((2, -5, "void"),)
+    assert results["references(id, main.orders.id)"].outcome is Outcome.PASS
