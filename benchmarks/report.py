@@ -292,10 +292,12 @@ def targets_block(results: TargetResults) -> str:
         "| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |",
     ]
     for s in r.scenarios:
-        values = [s.figure(x) for x in s.sqlops]
-        mid = f"{_secs(median(values))}"
+        in_mib = s.target is not None and s.target.unit == "MiB"
+        values = [x.max_rss_mb if in_mib else s.figure(x) for x in s.sqlops]
+        show = (lambda v: f"{v:,.0f} MiB") if in_mib else _secs
+        mid = f"{show(median(values))}"
         if len(values) > 1:
-            mid += f" ({_secs(min(values))} to {_secs(max(values))})"
+            mid += f" ({show(min(values))} to {show(max(values))})"
         raw = ""
         ratio = ""
         if s.raw:

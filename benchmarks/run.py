@@ -324,7 +324,7 @@ def targets(args: argparse.Namespace) -> int:
             runner.say(f"generate: {args.big_models} models, {args.big_rows} rows")
             project = prepare(workdir, "big", args.big_models, args.big_rows, args.seed)
             results.projects["big"] = project
-            suite.cold_build(project, "cold-big", 1.1)
+            suite.cold_build(project, "cold-big", 1.1, small=False)
             shutil.rmtree(project.root)  # gigabytes
         if "load" in only:
             runner.say(f"generate: {args.load_models} models")

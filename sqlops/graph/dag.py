@@ -16,12 +16,18 @@ if TYPE_CHECKING:
 class Graph:
     """Edges point from an upstream node to the nodes that read it."""
 
-    def __init__(self, nodes: Mapping[str, Node]) -> None:
+    def __init__(self, nodes: Mapping[str, Node], order: list[str] | None = None) -> None:
+        """`order`: the topological order of these very nodes, known from an earlier load (the
+        snapshot's): not worked out again, and no cycle looked for."""
         self._g = nx.DiGraph()
         self._g.add_nodes_from(nodes)
         for node in nodes.values():
             for dep in node.all_deps:
                 self._g.add_edge(dep, node.id)
+        if order is not None and len(order) == len(nodes):
+            self._order = order
+            self._rank = {n: i for i, n in enumerate(order)}
+            return
         try:
             # lexicographic tie-break: the same project always runs in the same order
             self._order = list(nx.lexicographical_topological_sort(self._g))

@@ -119,7 +119,13 @@ def load_project(
             for n in project.nodes.values()
             if n.location is not None
         ]
-        snapshot = Snapshot(project.nodes, project.asts, project.lineage, project.broken)
+        snapshot = Snapshot(
+            project.nodes,
+            project.asts,
+            project.lineage,
+            project.broken,
+            project.graph.topological(),
+        )
         write_snapshot(saved, key, snapshot, loader.renderer.env_read, files_read)
     else:
         nodes = snapshot.nodes
@@ -127,7 +133,7 @@ def load_project(
             config,
             target,
             nodes,
-            Graph(nodes),
+            Graph(nodes, snapshot.order),
             Resolver(nodes.values()),
             snapshot.asts,
             snapshot.lineage,

@@ -31,7 +31,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from sqlglot import exp, serde
 
@@ -41,7 +41,7 @@ from sqlops.project.cache import FORMAT
 from sqlops.project.definition import Node
 
 SNAPSHOT = "project.pickle"
-VERSION = "snapshot-3"  # what the file holds and how: a snapshot of another is not read
+VERSION = "snapshot-5"  # what the file holds and how: a snapshot of another is not read
 FOLDERS = ("models", "sources", "seeds", "tests", "macros")
 
 
@@ -133,6 +133,7 @@ class Snapshot:
     asts: Asts
     lineage: dict[str, Lineage]
     broken: list[tuple[str, str, str, ProjectError]]
+    order: list[str] | None = None  # the nodes' topological order
 
 
 def read_snapshot(folder: Path | None, key: str) -> Snapshot | None:
@@ -154,7 +155,7 @@ def read_snapshot(folder: Path | None, key: str) -> Snapshot | None:
         body = _safe_load(mapped)
         asts = Asts._stored(body["asts"], functools.partial(_load_at, mapped, mapped.tell()))
         mapped = None  # the queries' now: closed once they are read
-        return Snapshot(body["nodes"], asts, body["lineage"], body["broken"])
+        return Snapshot(body["nodes"], asts, body["lineage"], body["broken"], body["order"])
     except Exception:  # missing, damaged, from another version or refused: a slower load
         return None
     finally:
@@ -178,6 +179,7 @@ def write_snapshot(
         "asts": sorted(asts),
         "lineage": snapshot.lineage,
         "broken": snapshot.broken,
+        "order": snapshot.order,
     }
     with contextlib.suppress(OSError, pickle.PicklingError):
         folder.mkdir(parents=True, exist_ok=True)
@@ -200,41 +202,41 @@ _ALLOWED = {
     ("sqlops.graph.lineage", "Lineage"),
     ("sqlops.graph.lineage", "ColumnLineage"),
     ("sqlops.errors", "ProjectError"),
+    ("sqlops.project.snapshot", "_path"),  # two strings joined into a Path
 }
 
 
 class _Pickler(pickle.Pickler):
-    def persistent_id(self, obj: Any) -> Any:
-        # a path is kept as the string of its folder and its name: rebuilt by joining the name to
-        # the folder's path, made once for all its files (parsing each whole path costs more)
-        if isinstance(obj, Path):
-            return (str(obj.parent), obj.name) if obj.name else (str(obj), "")
-        return None
+    """Paths are kept as the strings of their folder and name, rebuilt by `_path`; the reduction
+    is looked up by type (dispatch_table), so no Python code runs for every other object."""
+
+    def __init__(self, file: IO[bytes], protocol: int) -> None:
+        super().__init__(file, protocol)
+        self.dispatch_table = {type(Path()): _reduce_path}
+
+
+def _reduce_path(path: Path) -> tuple[Any, tuple[str, str]]:
+    return _path, ((str(path.parent), path.name) if path.name else (str(path), ""))
+
+
+@functools.lru_cache(maxsize=4096)
+def _folder(folder: str) -> Path:
+    return Path(folder)
+
+
+def _path(folder: object, name: object) -> Path:
+    """A path from the strings of its folder and name, and nothing else (the unpickler may call
+    this, and it can only join two strings); a folder's Path is made once for all its files."""
+    if type(folder) is not str or type(name) is not str:
+        raise pickle.UnpicklingError("a snapshot may hold only strings as a path")
+    return _folder(folder) / name if name else _folder(folder)
 
 
 class _Unpickler(pickle.Unpickler):
-    def __init__(self, file: io.BytesIO | mmap.mmap) -> None:
-        super().__init__(file)
-        self._folders: dict[str, Path] = {}
-
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) in _ALLOWED:
             return super().find_class(module, name)
         raise pickle.UnpicklingError(f"a snapshot may not name {module}.{name}")
-
-    def persistent_load(self, pid: Any) -> Any:
-        # a path, and nothing else: two strings, never anything that could name code
-        if type(pid) is not tuple or len(pid) != 2:
-            raise pickle.UnpicklingError("a snapshot may hold only paths as references")
-        folder, name = pid
-        if type(folder) is not str or type(name) is not str:
-            raise pickle.UnpicklingError("a snapshot may hold only paths as references")
-        if not name:
-            return Path(folder)
-        parent = self._folders.get(folder)
-        if parent is None:
-            parent = self._folders[folder] = Path(folder)
-        return parent / name
 
 
 def _safe_load(stream: io.BytesIO | mmap.mmap) -> Any:

@@ -603,6 +603,12 @@ def _promote(
         ending.history.promoted(ending.run_id, deployment)
         ending.write(True, carried)
 
+    unchanged = [
+        d.node
+        for d in deployed
+        if current.get(d.node) == d
+        and present[views[d.node].schema].get(views[d.node].name) == "view"
+    ]
     change = ViewSwitch(
         plan.env,
         deployed,
@@ -611,6 +617,7 @@ def _promote(
         forget,
         run_id=ending.run_id,
         commit=commit,
+        unchanged=unchanged,
     )
     return switch(engine, store, change, also=also)
 

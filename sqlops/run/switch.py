@@ -44,6 +44,8 @@ class ViewSwitch:
     run_id: int | None = None
     commit: Commit | None = None
     restores: int | None = None  # a rollback: the deployment it serves again
+    # nodes of `views` whose view is there and serves that version already: left as it is
+    unchanged: Sequence[str] = ()
 
     def to_json(self) -> str:
         return json.dumps(
@@ -66,6 +68,7 @@ class ViewSwitch:
                     self.commit.author,
                 ],
                 "restores": self.restores,
+                "unchanged": list(self.unchanged),
             }
         )
 
@@ -101,6 +104,7 @@ class ViewSwitch:
                 commit[0], datetime.fromisoformat(commit[1]) if commit[1] else None, commit[2]
             ),
             data["restores"],
+            tuple(data.get("unchanged", ())),
         )
 
 
@@ -204,10 +208,12 @@ def finish_switches(engine: Engine, store: StateStore) -> list[str]:
 
 
 def _point_views(engine: Engine, change: ViewSwitch) -> None:
-    views = {d.node: env_relation_of(d.node, change.env) for d in change.views}
+    unchanged = set(change.unchanged)
+    repointed = [d for d in change.views if d.node not in unchanged]
+    views = {d.node: env_relation_of(d.node, change.env) for d in repointed}
     for schema in sorted({v.schema for v in views.values()}):
         engine.create_schema(schema)
-    for d in change.views:
+    for d in repointed:
         engine.create_view_as(
             views[d.node], f"SELECT * FROM {engine.quote(d.physical)}", replace=True
         )

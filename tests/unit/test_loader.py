@@ -592,6 +592,39 @@ def test_a_changed_file_is_parsed_again(tmp_path: Path) -> None:
     assert project.nodes["marts.m"].column_names == ("id", "one")
 
 
+def test_an_unchanged_file_that_now_reads_another_model_is_analysed_again(tmp_path: Path) -> None:
+    """The cached analysis and canonical SQL of a model are keyed by the file and by what its
+    names resolve to: a new model nearer to the reader changes both, the file unchanged."""
+    files = {"models/staging/orders.sql": ORDERS, "models/marts/m.sql": "SELECT id FROM orders\n"}
+    before = load(tmp_path, files, use_cache=True).nodes["marts.m"]
+    assert before.depends_on == ("staging.orders",)
+    write(tmp_path, {"models/marts/orders.sql": "SELECT 7 AS id\n"})
+    after = load(tmp_path, use_cache=True).nodes["marts.m"]
+    assert after.depends_on == ("marts.orders",)
+    assert after.canonical != before.canonical and '"marts"."orders"' in after.canonical
+
+
+def test_inferred_types_are_cached_by_what_they_depend_on(tmp_path: Path) -> None:
+    from sqlops.impact.definition import definitions
+
+    files = {
+        "models/staging/orders.sql": ORDERS,
+        "models/marts/m.sql": "SELECT id, amount * 2 AS double FROM staging.orders\n",
+    }
+    fresh = definitions(load(tmp_path, files, use_cache=True))
+    types = cache_folder(tmp_path)
+    assert types is not None and (types / "types.json").is_file()
+    again = definitions(load(tmp_path, use_cache=True))
+    assert again == fresh
+    column = {c.name: c.type for c in fresh["marts.m"].columns or ()}
+    assert column["double"] and "DECIMAL" in column["double"]
+    # the source's type changes: the model's types are inferred again, not read from the cache
+    write(tmp_path, {"sources/raw/x.sql": SOURCE.replace("DECIMAL(10, 2)", "BIGINT")})
+    changed = definitions(load(tmp_path, use_cache=True))
+    column = {c.name: c.type for c in changed["marts.m"].columns or ()}
+    assert column["double"] == "BIGINT"
+
+
 def test_without_the_cache_nothing_is_written(tmp_path: Path) -> None:
     load(tmp_path, CACHED, use_cache=False)
     assert not (tmp_path / ".sqlops").exists()
