@@ -110,6 +110,25 @@ class GeneratedProject:
     probe_key: str
     probe_descendants: int
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> GeneratedProject:
+        probe = data["probe"]
+        return cls(
+            root=Path(data["root"]),
+            models=data["models"],
+            rows=data["rows"],
+            seed=data["seed"],
+            layers=data["layers"],
+            staging=data["staging"],
+            assertions=data["assertions"],
+            models_with_assertions=data["models_with_assertions"],
+            templates=data["templates"],
+            probe_model=probe["model"],
+            probe_column=probe["column"],
+            probe_key=probe["key"],
+            probe_descendants=probe["descendants"],
+        )
+
     def to_json(self) -> dict[str, object]:
         return {
             "root": str(self.root),

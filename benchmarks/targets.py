@@ -23,16 +23,18 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
+import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.generate import GeneratedProject, edit, generate
+from benchmarks.generate import GeneratedProject, edit
 from benchmarks.measure import MeasureError, Sample, median, run
 
 RAW = Path(__file__).resolve().parent / "raw.py"
+REPO = RAW.parent.parent
 
 
 @dataclass(frozen=True)
@@ -329,8 +331,14 @@ def _downstream(root: Path, model: str) -> int:
 
 
 def prepare(workdir: Path, name: str, models: int, rows: int, seed: int) -> GeneratedProject:
-    """A generated project in `workdir/name`, made anew."""
+    """A generated project in `workdir/name`, made anew by a process of its own: a process this
+    one starts would otherwise report this one's memory as its own peak (fork copies it)."""
     root = workdir / name
     if root.exists():
         shutil.rmtree(root)
-    return generate(root, models, rows, seed)
+    argv = [sys.executable, "-m", "benchmarks.generate", str(root)]
+    argv += ["--models", str(models), "--rows", str(rows), "--seed", str(seed)]
+    made = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, check=False)
+    if made.returncode != 0:
+        raise MeasureError(f"the generator failed: {made.stderr.strip()[-2000:]}")
+    return GeneratedProject.from_json(json.loads(made.stdout))
