@@ -288,7 +288,7 @@ class TargetRunner:
             warm.sqlops.append(sample)
             assert sample.result is not None
             self._line("warm", sample, f"  load {sample.result['load']:.2f}s")
-        cold.note = "the time of the load inside the process; the process's wall time beside it"
+        cold.note = "the time of the `load_project` call inside the process"
         warm.note = cold.note
 
     def impact(self, project: GeneratedProject, target: float) -> None:
