@@ -76,7 +76,8 @@ class PostgresEngine(Engine):
         # PostgreSQL's command tag of CREATE TABLE AS, SELECT n, gives the rows it wrote
         sql = f"CREATE TABLE {self.quote(relation)} AS {select_sql}"
         with self._errors(sql):
-            return max(0, self.con.execute(sql).rowcount)
+            rows = self.con.execute(sql).rowcount
+        return rows if rows >= 0 else self.row_count(relation)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> QueryResult:
         with self._errors(sql):

@@ -184,6 +184,9 @@ def _definition(project: Project, node: Node, types: _Types) -> Definition:
     )
 
 
+TYPES_VERSION = "types-1"  # how types are inferred: a change to _Types._infer bumps it
+
+
 class _Types:
     """Column types as sqlglot infers them from the declared types of sources, lazily: only the
     nodes whose definitions are asked for, and what they read (a few milliseconds a model).
@@ -197,7 +200,7 @@ class _Types:
         self.known: dict[str, dict[str, str]] = {}
         self.keys: dict[str, str] = {}
         self.cache = ParseCache(
-            project.cache_folder if enabled else None, "types.json", keep_unused=True
+            project.cache_folder if enabled else None, "types.jsonl", keep_unused=True
         )
 
     def save(self) -> None:
@@ -211,7 +214,12 @@ class _Types:
             columns = [(c.name, c.type or "") for c in node.columns or ()]
             upstream = [f"{d}={self._key(d)}" for d in sorted(node.depends_on)]
             key = self.keys[node_id] = content_key(
-                self.project.dialect, node.kind.value, node.canonical, repr(columns), *upstream
+                TYPES_VERSION,
+                self.project.dialect,
+                node.kind.value,
+                node.canonical,
+                repr(columns),
+                *upstream,
             )
         return key
 

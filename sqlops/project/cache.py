@@ -47,6 +47,10 @@ def cache_folder(project_root: Path) -> Path | None:
 class ParseCache:
     """A dict of hash -> JSON value, loaded once and written back only when it changed.
 
+    Each value is kept as its JSON text and parsed when it is asked for: a cold load of a large
+    project puts every model's parsed query in here, and as text it takes a fraction of the
+    memory. The file is JSON lines, a header then `key<TAB>json` per entry.
+
     Entries that were not used by this load are dropped on save, so the file tracks the project;
     with `keep_unused`, they are kept (up to `KEPT` entries), for caches that only some commands
     read part of (the column types of definitions, impact/definition.py).
@@ -55,27 +59,31 @@ class ParseCache:
     KEPT = 100_000
 
     def __init__(
-        self, folder: Path | None, name: str = "parse.json", *, keep_unused: bool = False
+        self, folder: Path | None, name: str = "parse.jsonl", *, keep_unused: bool = False
     ) -> None:
         self.path = folder / name if folder else None
         self.keep_unused = keep_unused
-        self._old: dict[str, Any] = {}
-        self._used: dict[str, Any] = {}
+        self._old: dict[str, str] = {}
+        self._used: dict[str, str] = {}
         self.hits = 0
         self.misses = 0
         if self.path and self.path.is_file():
             with contextlib.suppress(OSError, ValueError):  # unreadable: only a slower load
-                data = json.loads(self.path.read_text(encoding="utf-8"))
-                if isinstance(data, dict) and data.get("format") == FORMAT:
-                    entries = data.get("entries")
-                    self._old = entries if isinstance(entries, dict) else {}
+                lines = self.path.read_text(encoding="utf-8").split("\n")
+                if lines and lines[0] == _HEADER:
+                    found = (line.split("\t", 1) for line in lines[1:] if "\t" in line)
+                    self._old = {key: text for key, text in found}
 
     def get(self, key: str) -> Any | None:
-        value = self._used.get(key)
-        if value is None:
-            value = self._old.get(key)
-            if value is not None:
-                self._used[key] = value
+        text = self._used.get(key)
+        if text is None:
+            text = self._old.get(key)
+            if text is not None:
+                self._used[key] = text
+        value = None
+        if text is not None:
+            with contextlib.suppress(ValueError):  # a damaged entry is only a miss
+                value = json.loads(text)
         if value is None:
             self.misses += 1
         else:
@@ -83,7 +91,7 @@ class ParseCache:
         return value
 
     def put(self, key: str, value: Any) -> None:
-        self._used[key] = value
+        self._used[key] = json.dumps(value, separators=(",", ":"))
 
     def save(self) -> None:
         if self.path is None or (self.misses == 0 and len(self._used) == len(self._old)):
@@ -93,11 +101,16 @@ class ParseCache:
             if not self.misses:
                 return
             kept = [(k, v) for k, v in self._old.items() if k not in self._used]
-            entries = dict(kept[-max(0, self.KEPT - len(self._used)) :]) | self._used
+            room = max(0, self.KEPT - len(self._used))  # the newest of the others
+            entries = dict(kept[len(kept) - room :] if room else []) | self._used
         with contextlib.suppress(OSError):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp")
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                # json.dumps runs the C encoder; json.dump to a file would not
-                fh.write(json.dumps({"format": FORMAT, "entries": entries}, separators=(",", ":")))
+                fh.write(_HEADER + "\n")
+                fh.writelines(f"{key}\t{text}\n" for key, text in entries.items())
             os.replace(tmp, self.path)
+
+
+# json.dumps escapes tabs and newlines inside strings, so an entry is one line
+_HEADER = f"sqlops parse cache {FORMAT}"

@@ -24,8 +24,10 @@ from sqlops.project.references import drop_schema_qualifiers, missing_column_err
 from sqlops.project.resolve import Resolver
 from sqlops.project.snapshot import (
     Asts,
+    Hashed,
     Snapshot,
     read_snapshot,
+    snapshot_hashes,
     snapshot_key,
     write_snapshot,
 )
@@ -106,14 +108,22 @@ def load_project(
     # a snapshot belongs to its project folder: a load of another folder (a git ref) shares
     # only the parse cache
     saved = folder if cache_root is None else None
-    key = snapshot_key(root, repr((config, target)), lineage) if saved else ""
-    snapshot = read_snapshot(saved, key)
+    hashed = (
+        snapshot_key(root, repr((config, target)), lineage, snapshot_hashes(saved))
+        if saved
+        else Hashed("", {}, 0)
+    )
+    snapshot = read_snapshot(saved, hashed.key)
     if snapshot is None:
         cache = ParseCache(folder)
         loader = _Loader(config, target, cache, lineage)
         project = loader.load()
         cache.save()
         project.cache_hits, project.cache_misses = cache.hits, cache.misses
+        env_read = loader.renderer.env_read
+        # the parse cache's entries are every model's tree again: gone before the snapshot
+        # makes its own copy (the peak memory of a cold load)
+        del loader, cache
         files_read = [
             str((root / n.location).resolve())
             for n in project.nodes.values()
@@ -126,7 +136,7 @@ def load_project(
             project.broken,
             project.graph.topological(),
         )
-        write_snapshot(saved, key, snapshot, loader.renderer.env_read, files_read)
+        write_snapshot(saved, hashed, snapshot, env_read, files_read)
     else:
         nodes = snapshot.nodes
         project = Project(

@@ -28,6 +28,7 @@ import os
 import pickle
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +42,7 @@ from sqlops.project.cache import FORMAT
 from sqlops.project.definition import Node
 
 SNAPSHOT = "project.pickle"
-VERSION = "snapshot-5"  # what the file holds and how: a snapshot of another is not read
+VERSION = "snapshot-7"  # what the file holds and how: a snapshot of another is not read
 FOLDERS = ("models", "sources", "seeds", "tests", "macros")
 
 
@@ -70,10 +71,14 @@ class Asts(Mapping[str, exp.Expr]):
             self._source = None
 
     def _all_dumped(self) -> dict[str, Any]:
+        return dict(self._each_dumped())
+
+    def _each_dumped(self) -> Iterator[tuple[str, Any]]:
+        """(key, serialized query) of each, made one at a time."""
         self._unpack()
-        dumped = dict(self._dumped)
-        dumped.update({k: serde.dump(v) for k, v in self._parsed.items()})
-        return dumped
+        for key in sorted(self._keys):
+            parsed = self._parsed.get(key)
+            yield key, serde.dump(parsed) if parsed is not None else self._dumped[key]
 
     def __getitem__(self, key: str) -> exp.Expr:
         found = self._parsed.get(key)
@@ -109,20 +114,67 @@ class Asts(Mapping[str, exp.Expr]):
         self._source = functools.partial(_safe_loads, state["blob"])
 
 
-def snapshot_key(root: Path, settings: str, lineage: bool) -> str:
-    """A hash of everything a load reads from the project folder, and of how it reads it."""
+# relpath -> (size, mtime in ns, sha256 of the bytes) of each project file when it was hashed
+Stats = dict[str, tuple[int, int, bytes]]
+# a file changed less than this before its hash was taken is hashed again next time: a second
+# write within the filesystem's clock tick, at the same size, would keep its modification time
+RACY_NS = 2_000_000_000
+
+
+@dataclass(frozen=True)
+class Hashed:
+    """What snapshot_key found: the key, and each file's stats to keep with the snapshot."""
+
+    key: str
+    stats: Stats
+    taken_ns: int
+
+
+def snapshot_key(root: Path, settings: str, lineage: bool, known: Hashed | None = None) -> Hashed:
+    """A hash of everything a load reads from the project folder, and of how it reads it.
+
+    Each file's bytes are hashed, unless `known` (the last snapshot's) has it with the same
+    size and modification time, and it had not changed for a while when that was taken."""
     digest = hashlib.sha256()
     for part in (FORMAT, VERSION, LINEAGE_VERSION, str(root), settings, str(lineage)):
         digest.update(part.encode("utf-8", "surrogatepass") + b"\x00")
     top = str(root)
+    taken_ns = time.time_ns()
+    before = known.stats if known is not None else {}
+    settled_ns = known.taken_ns - RACY_NS if known is not None else 0
+    stats: Stats = {}
     for relpath in _project_files(top):
+        path = os.path.join(top, relpath)
         try:
-            data = _read(os.path.join(top, relpath))
+            st = os.stat(path)
+            old = before.get(relpath)
+            if old and old[0] == st.st_size and old[1] == st.st_mtime_ns < settled_ns:
+                sha = old[2]
+            else:
+                sha = hashlib.sha256(_read(path)).digest()
+            stats[relpath] = (st.st_size, st.st_mtime_ns, sha)
         except OSError:
-            data = b"\xff unreadable"
+            sha = hashlib.sha256(b"\xff unreadable").digest()
         digest.update(relpath.encode("utf-8", "surrogatepass") + b"\x00")
-        digest.update(hashlib.sha256(data).digest())
-    return digest.hexdigest()
+        digest.update(sha)
+    return Hashed(digest.hexdigest(), stats, taken_ns)
+
+
+def snapshot_hashes(folder: Path | None) -> Hashed | None:
+    """The file stats kept with the last snapshot, if there is one this version can read."""
+    if folder is None:
+        return None
+    try:
+        with open(folder / SNAPSHOT, "rb") as fh:
+            head = _safe_load(fh)
+        if not isinstance(head, dict):
+            return None
+        stats, taken_ns = head["stats"], head["taken_ns"]
+        if not isinstance(stats, dict) or not isinstance(taken_ns, int):
+            return None
+        return Hashed(str(head["key"]), stats, taken_ns)
+    except Exception:  # missing, damaged or from another version: every file is hashed
+        return None
 
 
 @dataclass(frozen=True)
@@ -152,7 +204,7 @@ def read_snapshot(folder: Path | None, key: str) -> Snapshot | None:
             return None
         if any(not os.path.isfile(p) for p in head["files"]):
             return None
-        body = _safe_load(mapped)
+        body = _safe_load(mapped, freeze=True)
         asts = Asts._stored(body["asts"], functools.partial(_load_at, mapped, mapped.tell()))
         mapped = None  # the queries' now: closed once they are read
         return Snapshot(body["nodes"], asts, body["lineage"], body["broken"], body["order"])
@@ -165,18 +217,23 @@ def read_snapshot(folder: Path | None, key: str) -> Snapshot | None:
 
 def write_snapshot(
     folder: Path | None,
-    key: str,
+    hashed: Hashed,
     snapshot: Snapshot,
     env_read: dict[str, str | None],
     files_read: list[str],
 ) -> None:
     if folder is None:
         return
-    asts = snapshot.asts._all_dumped()
-    head = {"key": key, "env": env_read, "files": files_read}
+    head = {
+        "key": hashed.key,
+        "env": env_read,
+        "files": files_read,
+        "stats": hashed.stats,
+        "taken_ns": hashed.taken_ns,
+    }
     body = {
         "nodes": snapshot.nodes,
-        "asts": sorted(asts),
+        "asts": sorted(snapshot.asts),
         "lineage": snapshot.lineage,
         "broken": snapshot.broken,
         "order": snapshot.order,
@@ -185,8 +242,11 @@ def write_snapshot(
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
         with os.fdopen(fd, "wb") as fh:
-            for part in (head, body, asts):  # each apart: read one at a time
+            for part in (head, body):  # each apart: read one at a time
                 _Pickler(fh, protocol=pickle.HIGHEST_PROTOCOL).dump(part)
+            # then each query apart, as it is serialized: never all of them in memory twice
+            for item in snapshot.asts._each_dumped():
+                _Pickler(fh, protocol=pickle.HIGHEST_PROTOCOL).dump(item)
         os.replace(tmp, folder / SNAPSHOT)
 
 
@@ -239,17 +299,19 @@ class _Unpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"a snapshot may not name {module}.{name}")
 
 
-def _safe_load(stream: io.BytesIO | mmap.mmap) -> Any:
+def _safe_load(stream: IO[bytes] | mmap.mmap, *, freeze: bool = False) -> Any:
     """The next pickle of the stream. A snapshot is half a million small objects, none in a
-    cycle: the collector is kept from walking them again and again while they are made, and then
-    from ever walking them (`gc.freeze`): most of the time of a read went there."""
+    cycle: the collector is kept from walking them again and again while they are made, and
+    with `freeze` (the project, read once as a command starts) from ever walking them
+    (`gc.freeze`): most of the time of a read went there."""
     enabled = gc.isenabled()
     gc.disable()
     try:
         return _Unpickler(stream).load()
     finally:
         if enabled:
-            gc.freeze()
+            if freeze:
+                gc.freeze()
             gc.enable()
 
 
@@ -257,10 +319,15 @@ def _safe_loads(data: bytes) -> Any:
     return _safe_load(io.BytesIO(data))
 
 
-def _load_at(mapped: mmap.mmap, offset: int) -> Any:
+def _load_at(mapped: mmap.mmap, offset: int) -> dict[str, Any]:
+    """The serialized queries after `offset`: one (key, dump) pickle each, to the end."""
     try:
         mapped.seek(offset)
-        return _safe_load(mapped)
+        found: dict[str, Any] = {}
+        while mapped.tell() < mapped.size():
+            key, dumped = _safe_load(mapped)
+            found[key] = dumped
+        return found
     finally:
         mapped.close()
 

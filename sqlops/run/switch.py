@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sqlops.clock import now
@@ -134,14 +134,17 @@ def switch(
     if switches_atomically(engine):
         with engine.transaction():
             check()
+            change = _still_unchanged(store, change)
             _point_views(engine, change)
             deployment = _record(store, change)
             also(deployment)
         return deployment
     finish_switches(engine, store)  # a switch left half done comes first
-    state, journal = store.engine, change.to_json()
+    state = store.engine
     with state.transaction():
         check()
+        change = _still_unchanged(store, change)
+        journal = change.to_json()
         if change.env in store.journaled():
             raise SqlopsError(
                 f"environment `{change.env}` is being switched by another sqlops; nothing was "
@@ -205,6 +208,18 @@ def finish_switches(engine: Engine, store: StateStore) -> list[str]:
             "and run `sqlops rollback` to serve a deployment whose versions exist",
         )
     return done
+
+
+def _still_unchanged(store: StateStore, change: ViewSwitch) -> ViewSwitch:
+    """`change` with only those views left alone that the environment still serves at the
+    version the switch wants, as read where the switch is decided: another sqlops may have
+    switched it since the build looked."""
+    if not change.unchanged:
+        return change
+    current = store.environment(change.env)
+    wanted = {d.node: d for d in change.views}
+    kept = tuple(n for n in change.unchanged if current.get(n) == wanted.get(n))
+    return replace(change, unchanged=kept)
 
 
 def _point_views(engine: Engine, change: ViewSwitch) -> None:

@@ -613,7 +613,7 @@ def test_inferred_types_are_cached_by_what_they_depend_on(tmp_path: Path) -> Non
     }
     fresh = definitions(load(tmp_path, files, use_cache=True))
     types = cache_folder(tmp_path)
-    assert types is not None and (types / "types.json").is_file()
+    assert types is not None and (types / "types.jsonl").is_file()
     again = definitions(load(tmp_path, use_cache=True))
     assert again == fresh
     column = {c.name: c.type for c in fresh["marts.m"].columns or ()}
@@ -623,6 +623,44 @@ def test_inferred_types_are_cached_by_what_they_depend_on(tmp_path: Path) -> Non
     changed = definitions(load(tmp_path, use_cache=True))
     column = {c.name: c.type for c in changed["marts.m"].columns or ()}
     assert column["double"] == "BIGINT"
+
+
+def test_an_edit_that_keeps_size_and_time_is_seen_while_the_file_is_recent(
+    tmp_path: Path,
+) -> None:
+    """The snapshot trusts a file's size and modification time only once the file had not
+    changed for a while when its hash was taken: a second write in the same clock tick is seen."""
+    import os
+
+    load(tmp_path, CACHED, use_cache=True)
+    model = tmp_path / "models/marts/m.sql"
+    before = model.stat()
+    model.write_text(model.read_text().replace("SELECT id", "SELECT ID"))
+    os.utime(model, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert model.stat().st_size == before.st_size
+    project = load(tmp_path, use_cache=True)
+    assert not project.from_snapshot
+
+
+def test_old_files_are_not_read_to_know_the_snapshot_is_current(tmp_path: Path) -> None:
+    import os
+
+    from sqlops.project.snapshot import snapshot_hashes, snapshot_key
+
+    write(tmp_path, CACHED)
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            os.utime(path, ns=(10**18, 10**18))  # 2001: long settled
+    load(tmp_path, use_cache=True)
+    known = snapshot_hashes(cache_folder(tmp_path))
+    assert known is not None and "models/marts/m.sql" in known.stats
+    fresh = snapshot_key(tmp_path.resolve(), "s", True)
+    assert snapshot_key(tmp_path.resolve(), "s", True, known).key == fresh.key
+    # a changed size is always seen, whatever the time
+    (tmp_path / "models/marts/m.sql").write_text("SELECT id, 2 AS two FROM staging.orders\n")
+    os.utime(tmp_path / "models/marts/m.sql", ns=(10**18, 10**18))
+    assert snapshot_key(tmp_path.resolve(), "s", True, known).key != fresh.key
+    assert load(tmp_path, use_cache=True).nodes["marts.m"].column_names == ("id", "two")
 
 
 def test_without_the_cache_nothing_is_written(tmp_path: Path) -> None:
