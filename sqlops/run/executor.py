@@ -275,40 +275,44 @@ def _run_steps(
             if not waiting[reader]:
                 heapq.heappush(ready, order[reader])
 
-    with ThreadPoolExecutor(max_workers=len(engines)) as pool:
-        while ready or running or finished:
-            while ready and free:
-                step = plan.steps[heapq.heappop(ready)]
-                culprit = next((d for d in deps[step.node_id] if not results[d].ok), None)
-                if culprit is not None:
-                    skipped = NodeResult(
-                        step.node_id,
-                        step.action,
-                        Status.SKIPPED,
-                        message=f"upstream {culprit} did not pass",
-                    )
-                    settle(step, skipped)
-                    finished.append((step, skipped))
+    try:
+        with ThreadPoolExecutor(max_workers=len(engines)) as pool:
+            while ready or running or finished:
+                while ready and free:
+                    step = plan.steps[heapq.heappop(ready)]
+                    culprit = next((d for d in deps[step.node_id] if not results[d].ok), None)
+                    if culprit is not None:
+                        skipped = NodeResult(
+                            step.node_id,
+                            step.action,
+                            Status.SKIPPED,
+                            message=f"upstream {culprit} did not pass",
+                        )
+                        settle(step, skipped)
+                        finished.append((step, skipped))
+                        continue
+                    worker = free.pop()
+                    listener("start", step.node_id, None)
+                    future = pool.submit(_run_step, project, worker, relations, step, served, watch)
+                    future.worker = worker  # type: ignore[attr-defined]
+                    running[future] = step
+                # what finished is recorded and shown while the engines work on the next steps
+                for step, result in finished:
+                    recorder.add(project.nodes[step.node_id], step, result)
+                    listener("done", step.node_id, result)
+                finished.clear()
+                if not running:
                     continue
-                worker = free.pop()
-                listener("start", step.node_id, None)
-                future = pool.submit(_run_step, project, worker, relations, step, served, watch)
-                future.worker = worker  # type: ignore[attr-defined]
-                running[future] = step
-            # what finished is recorded and shown while the engines work on the next steps
-            for step, result in finished:
-                recorder.add(project.nodes[step.node_id], step, result)
-                listener("done", step.node_id, result)
-            finished.clear()
-            if not running:
-                continue
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in done:
-                step = running.pop(future)
-                free.append(future.worker)  # type: ignore[attr-defined]
-                result = future.result()
-                settle(step, result)
-                finished.append((step, result))
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    step = running.pop(future)
+                    free.append(future.worker)  # type: ignore[attr-defined]
+                    result = future.result()
+                    settle(step, result)
+                    finished.append((step, result))
+    finally:  # Ctrl-C: what finished is recorded too, by the build's own last flush
+        for step, result in finished:
+            recorder.add(project.nodes[step.node_id], step, result, flush=False)
 
 
 class _Ending:
@@ -511,7 +515,8 @@ class _Recorder:
         self.aside: list[Measured] = []  # what the passed versions measured
         self.flushed = time.perf_counter()
 
-    def add(self, node: Node, step: Step, result: NodeResult) -> None:
+    def add(self, node: Node, step: Step, result: NodeResult, *, flush: bool = True) -> None:
+        """Keep a node's result; write what is kept at most every second (`flush`)."""
         self.results.append((node, result, step.fingerprint))
         records = (
             step.action in (Action.BUILD, Action.RETEST)
@@ -538,7 +543,7 @@ class _Recorder:
                     for a in result.assertions
                     for expr, value in a.tracked.items()
                 ]
-        if self.versions and time.perf_counter() - self.flushed > 1.0:
+        if flush and self.versions and time.perf_counter() - self.flushed > 1.0:
             with self.history.engine.transaction():
                 self.flush()
 

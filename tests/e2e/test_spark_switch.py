@@ -61,7 +61,8 @@ def test_a_switch_killed_halfway_is_finished_by_the_next_build(warehouse: Wareho
     warehouse.edit(DAILY, PLAIN, "1 AS one, " + PLAIN)
     warehouse.edit("models/marts/customers.sql", "c.customer_id,", "c.customer_id, 2 AS two,")
 
-    killed_switch(warehouse, "build")
+    # a build replaces only the views whose version changed: these two, killed after the first
+    killed_switch(warehouse, "build", after=1)
     # the journal holds the switch; the state still says what was deployed before
     assert warehouse.query("SELECT key FROM sqlops_meta.meta WHERE key LIKE 'switch:%'") == [
         ("switch:prod",)
