@@ -41,6 +41,7 @@ from benchmarks.measure import (
     source_digest,
     sqlops_script,
 )
+from benchmarks.targets import TargetResults
 
 REPO = Path(__file__).resolve().parent.parent
 WORKER = Path(__file__).resolve().parent / "worker.py"
@@ -266,18 +267,12 @@ def impact(args: argparse.Namespace) -> int:
         if args.profile == "always" or (args.profile == "auto" and not results.lineage_passed):
             which.append("lineage")
         runner.profile(results, which)
-        results.load_after = load_average()
-        results.source_after = source_digest(REPO / "sqlops")
-        if results.source_after != results.source_before:
-            runner.say("warning: sqlops/ changed during the run; the figures mix two versions")
+        _ended(results, runner)
     except (MeasureError, FileExistsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:
-        if own_workdir and not args.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
-        else:
-            print(f"kept {workdir}", file=sys.stderr)
+        _leave(workdir, own_workdir and not args.keep)
     block = report.impact_block(results, IMPACT_TARGET, LINEAGE_TARGET)
     print(block)
     if not args.no_write:
@@ -291,7 +286,7 @@ SCENARIOS = ("build", "big", "load", "help")
 
 def targets(args: argparse.Namespace) -> int:
     """Issue 6: sqlops against raw DuckDB, and the load, impact and --help targets."""
-    from benchmarks.targets import TargetResults, TargetRunner, prepare
+    from benchmarks.targets import TargetRunner, prepare
 
     only = set(args.only.split(",")) if args.only else set(SCENARIOS)
     unknown = only - set(SCENARIOS)
@@ -332,18 +327,12 @@ def targets(args: argparse.Namespace) -> int:
             results.projects["load"] = project
             suite.load(project, 10.0, 2.0)
             suite.impact(project, 1.0)
-        results.load_after = load_average()
-        results.source_after = source_digest(REPO / "sqlops")
-        if results.source_after != results.source_before:
-            runner.say("warning: sqlops/ changed during the run; the figures mix two versions")
+        _ended(results, runner)
     except (MeasureError, FileExistsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:
-        if own_workdir and not args.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
-        else:
-            print(f"kept {workdir}", file=sys.stderr)
+        _leave(workdir, own_workdir and not args.keep)
     block = report.targets_block(results)
     print(block)
     if not args.no_write:
@@ -352,12 +341,27 @@ def targets(args: argparse.Namespace) -> int:
     return 0 if results.passed else 1
 
 
+def _ended(results: ImpactResults | TargetResults, runner: _Runner) -> None:
+    """What a run records as it ends: the load average, and whether sqlops/ changed meanwhile."""
+    results.load_after = load_average()
+    results.source_after = source_digest(REPO / "sqlops")
+    if results.source_after != results.source_before:
+        runner.say("warning: sqlops/ changed during the run; the figures mix two versions")
+
+
+def _leave(workdir: Path, remove: bool) -> None:
+    if remove:
+        shutil.rmtree(workdir, ignore_errors=True)
+    else:
+        print(f"kept {workdir}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0]
     )
     sub = parser.add_subparsers(dest="benchmark", required=True)
-    p = sub.add_parser("impact", help="issue 3: impact under 1 s, lineage under +50% of a load")
+    p = sub.add_parser("impact", help="issue 3: impact under 1 s, lineage under +50%% of a load")
     p.add_argument("--models", type=int, default=2000, help="models to generate (default 2000)")
     p.add_argument("--rows", type=int, default=1000, help="rows per raw source (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
