@@ -54,6 +54,7 @@ def identities(
     dialect = project.dialect
     data: dict[str, DataIdentity] = {}
     result: dict[str, tuple[str, DataIdentity]] = {}
+    project.lineage.read_all()
     for node_id in project.graph.topological():
         node = project.nodes[node_id]
         if node.kind is Kind.TEST:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -23,8 +25,10 @@ from sqlops.project.directives import Directive, Scanned, scan
 from sqlops.project.references import drop_schema_qualifiers, missing_column_error, point_at
 from sqlops.project.resolve import Resolver
 from sqlops.project.snapshot import (
+    FOLDERS,
     Asts,
     Hashed,
+    Lineages,
     Snapshot,
     read_snapshot,
     snapshot_hashes,
@@ -55,10 +59,13 @@ class Project:
     resolver: Resolver
     asts: Asts = field(repr=False)
     # column lineage of each model whose SQL the lineage walk follows
-    lineage: dict[str, Lineage] = field(default_factory=dict, repr=False)
+    lineage: Lineages = field(default_factory=lambda: Lineages({}), repr=False)
     # with strict=False: models reading columns their upstream lacks (reader, upstream, column)
     broken: list[tuple[str, str, str, ProjectError]] = field(default_factory=list, repr=False)
     from_snapshot: bool = False  # loaded whole from the cache folder (project/snapshot.py)
+    # loaded from the last snapshot, with these nodes read again (files edited since, or reading
+    # a model whose columns changed)
+    patched: tuple[str, ...] = ()
     cache_folder: Path | None = None  # where this project's caches are, if it has them
     cache_hits: int = 0
     cache_misses: int = 0
@@ -113,31 +120,19 @@ def load_project(
         if saved
         else Hashed("", {}, 0)
     )
-    snapshot = read_snapshot(saved, hashed.key)
-    if snapshot is None:
-        cache = ParseCache(folder)
+    snapshot = read_snapshot(saved, hashed, _patchable)
+    project = None
+    if snapshot is not None and snapshot.changed is not None:
+        # the files of some models changed since the last load: only they are loaded again
+        cache = ParseCache(folder, keep_unused=True)
         loader = _Loader(config, target, cache, lineage)
-        project = loader.load()
-        cache.save()
-        project.cache_hits, project.cache_misses = cache.hits, cache.misses
-        env_read = loader.renderer.env_read
-        # the parse cache's entries are every model's tree again: gone before the snapshot
-        # makes its own copy (the peak memory of a cold load)
-        del loader, cache
-        files_read = [
-            str((root / n.location).resolve())
-            for n in project.nodes.values()
-            if n.location is not None
-        ]
-        snapshot = Snapshot(
-            project.nodes,
-            project.asts,
-            project.lineage,
-            project.broken,
-            project.graph.topological(),
-        )
-        write_snapshot(saved, hashed, snapshot, env_read, files_read)
-    else:
+        project = loader.patch(snapshot)
+        if project is not None:
+            cache.save()
+            project.cache_hits, project.cache_misses = cache.hits, cache.misses
+            env_read = snapshot.env | loader.renderer.env_read
+            _save(saved, hashed, project, env_read)
+    elif snapshot is not None:
         nodes = snapshot.nodes
         project = Project(
             config,
@@ -150,10 +145,51 @@ def load_project(
             snapshot.broken,
             from_snapshot=True,
         )
+    if project is None:
+        cache = ParseCache(folder)
+        loader = _Loader(config, target, cache, lineage)
+        project = loader.load()
+        cache.save()
+        project.cache_hits, project.cache_misses = cache.hits, cache.misses
+        env_read = loader.renderer.env_read
+        # the parse cache's entries are every model's tree again: gone before the snapshot
+        # makes its own copy (the peak memory of a cold load)
+        del loader, cache
+        _save(saved, hashed, project, env_read)
     project.cache_folder = folder
     if strict and project.broken:
         raise project.broken[0][3]
     return project
+
+
+def _save(
+    folder: Path | None, hashed: Hashed, project: Project, env_read: dict[str, str | None]
+) -> None:
+    """Keep a loaded project as the snapshot of the files `hashed` found."""
+    files_read = [
+        str((project.root / n.location).resolve())
+        for n in project.nodes.values()
+        if n.location is not None
+    ]
+    snapshot = Snapshot(
+        project.nodes,
+        project.asts,
+        project.lineage,
+        project.broken,
+        project.graph.topological(),
+    )
+    write_snapshot(folder, hashed, snapshot, env_read, files_read)
+
+
+def _loads(relpath: str) -> bool:
+    """Whether a load reads this file of the project (a relpath of `snapshot_key`'s)."""
+    folder, _, name = relpath.partition(os.sep)
+    return name.endswith(".csv" if folder == "seeds" else ".sql") and folder in FOLDERS
+
+
+def _patchable(changed: tuple[str, ...]) -> bool:
+    """Whether `_Loader.patch` can load these changed files alone: models and tests only."""
+    return all(p.partition(os.sep)[0] in ("models", "tests") or not _loads(p) for p in changed)
 
 
 class _Loader:
@@ -206,96 +242,177 @@ class _Loader:
             by_id[item.node.id] = item
 
         resolver = Resolver(p.node for p in parsed)
+        found = {item.node.id: item.node for item in parsed}
         nodes: dict[str, Node] = {}
         asts: dict[str, exp.Expr] = {}
-        # what decides a model's query once its tables point at their nodes: the rendered SQL,
-        # and the node each table reference resolved to (keys the analysis and canonical SQL)
         ast_keys: dict[str, str] = {}
         for item in parsed:
-            node = item.node
-            deps: list[str] = []
-            ref_lines: dict[str, int] = {}
-            for table, ref in zip(item.ref_tables, item.refs, strict=True):
-                target_id = resolver.resolve(ref, node, item.text)
-                if target_id == node.id:
-                    raise ProjectError(
-                        f"{node.id} reads itself",
-                        path=node.path,
-                        line=ref.line,
-                        column=ref.column,
-                        snippet=snippet_at(item.text, ref.line, ref.column),
-                        hint="a model cannot read its own relation; did you mean a source?",
-                    )
-                deps.append(target_id)
-                ref_lines.setdefault(target_id, ref.line)
-                point_at(table, by_id[target_id].node)
-            if item.ast is not None:
-                drop_schema_qualifiers(item.ast, set(deps), self.dialect)
-                ast_keys[node.id] = content_key("ast", self.dialect, item.parse_key, *deps)
-            check_deps: list[str] = []
-            assertion_reads: list[str] = []
-            assertions = []
-            for pa in item.assertions:
-                for ref in pa.refs:
-                    target_id = resolver.resolve(ref, node, item.text)
-                    if target_id != node.id:
-                        assertion_reads.append(target_id)
-                    if target_id != node.id and target_id not in deps:
-                        check_deps.append(target_id)
-                    ref_lines.setdefault(target_id, pa.assertion.line)
-                assertions.append(replace(pa.assertion, owner=node.id))
-            if node.kind is Kind.TEST:  # a test has no data: what its checks read is all it has
-                deps, check_deps = check_deps, []
-            nodes[node.id] = replace(
-                node,
-                depends_on=tuple(dict.fromkeys(deps)),
-                check_deps=tuple(dict.fromkeys(check_deps)),
-                assertion_reads=tuple(dict.fromkeys(assertion_reads)),
-                ref_lines=ref_lines,
-                assertions=tuple(assertions),
-            )
+            node, ast_keys[item.node.id] = self._link(item, resolver, found)
+            nodes[node.id] = node
             if item.ast is not None:
                 asts[node.id] = item.ast
 
         graph = Graph(nodes)
-        lineage: dict[str, Lineage] = {}
+        lineage = Lineages({})
         for node_id in graph.topological():
-            node = nodes[node_id]
-            item = by_id[node_id]
-            if node.kind is Kind.MODEL:
-                try:
-                    analysis = analyze_model(
-                        node,
-                        asts[node_id],
-                        nodes,
-                        self.dialect,
-                        self.cache,
-                        lineage=self.with_lineage,
-                        ast_key=ast_keys[node_id],
-                    )
-                except MissingColumn as missing:
-                    error = missing_column_error(
-                        missing, item.node.path, item.text, item.lines, nodes.get(missing.node_id)
-                    )
-                    self.broken.append((node_id, missing.node_id, missing.column, error))
-                    analysis = Analysis(None, None)
-                columns = analysis.columns
-                if analysis.lineage is not None:
-                    lineage[node_id] = analysis.lineage
-                # quoting every identifier makes `id` and `"id"` the same where the dialect does
-                canonical_key = content_key("canonical", ast_keys[node_id])
-                canonical = self.cache.get(canonical_key)
-                if not isinstance(canonical, str):
-                    canonical = normalize_identifiers(
-                        asts[node_id].copy(), dialect=self.dialect
-                    ).sql(self.dialect, comments=False, identify=True)
-                    self.cache.put(canonical_key, canonical)
-                node = replace(node, columns=columns, canonical=canonical)
-                nodes[node_id] = node
-            validate_assertions(node, item.assertions, item.text, nodes, resolver, self.dialect)
+            self._settle(by_id[node_id], nodes, asts, ast_keys[node_id], lineage, resolver)
         return Project(
             self.config, self.target, nodes, graph, resolver, Asts(asts), lineage, self.broken
         )
+
+    def patch(self, old: Snapshot) -> Project | None:
+        """The project again after some model or test files changed (`old.changed`): those
+        files are read again, and what reads a model whose columns changed is analysed again;
+        everything else is the old snapshot's. None when a change needs a whole load: a file
+        added or removed, a macro, a source or a seed."""
+        nodes = dict(old.nodes)
+        by_relpath = {node.relpath: node for node in nodes.values()}
+        edited: list[str] = []
+        for relpath in old.changed or ():
+            node = by_relpath.get(relpath)
+            if node is None and not _loads(relpath):
+                continue  # a file no load reads (a README in models/, the settings file)
+            if node is None or node.kind not in (Kind.MODEL, Kind.TEST):
+                return None
+            edited.append(node.id)
+        resolver = Resolver(nodes.values())
+        items: dict[str, _Parsed] = {}
+        ast_keys: dict[str, str] = {}
+
+        def read_again(node_id: str) -> None:
+            path = nodes[node_id].path
+            item = self._model(path) if nodes[node_id].kind is Kind.MODEL else self._test(path)
+            items[node_id] = item
+            nodes[node_id], ast_keys[node_id] = self._link(item, resolver, nodes)
+            if item.ast is not None:
+                old.asts[node_id] = item.ast
+
+        for node_id in edited:
+            read_again(node_id)
+        same_edges = all(nodes[n].all_deps == old.nodes[n].all_deps for n in edited)
+        graph = Graph(nodes, old.order if same_edges else None)
+        readers: dict[str, set[str]] = {}
+        for node in nodes.values():
+            for dep in (*node.all_deps, *node.assertion_reads):
+                readers.setdefault(dep, set()).add(node.id)
+        lineage = old.lineage
+        pending = set(edited)
+        for node_id in graph.topological():
+            if node_id not in pending:
+                continue
+            if node_id not in items:
+                read_again(node_id)
+            self.broken = [b for b in self.broken if b[0] != node_id]
+            lineage.pop(node_id, None)
+            self._settle(items[node_id], nodes, old.asts, ast_keys[node_id], lineage, resolver)
+            if nodes[node_id].columns != old.nodes[node_id].columns:
+                pending |= readers.get(node_id, set())
+        kept = [b for b in old.broken if b[0] not in items]
+        return Project(
+            self.config,
+            self.target,
+            nodes,
+            graph,
+            resolver,
+            old.asts,
+            lineage,
+            kept + self.broken,
+            patched=tuple(graph.topological(items)),
+        )
+
+    def _link(
+        self, item: _Parsed, resolver: Resolver, nodes: Mapping[str, Node]
+    ) -> tuple[Node, str]:
+        """An item's node with what it reads resolved (its query's tables now name their
+        nodes), and what decides its query from now on: the rendered SQL and the node each table
+        reference resolved to (keys the analysis and canonical SQL; "" without a query)."""
+        node = item.node
+        deps: list[str] = []
+        ref_lines: dict[str, int] = {}
+        for table, ref in zip(item.ref_tables, item.refs, strict=True):
+            target_id = resolver.resolve(ref, node, item.text)
+            if target_id == node.id:
+                raise ProjectError(
+                    f"{node.id} reads itself",
+                    path=node.path,
+                    line=ref.line,
+                    column=ref.column,
+                    snippet=snippet_at(item.text, ref.line, ref.column),
+                    hint="a model cannot read its own relation; did you mean a source?",
+                )
+            deps.append(target_id)
+            ref_lines.setdefault(target_id, ref.line)
+            point_at(table, nodes[target_id])
+        ast_key = ""
+        if item.ast is not None:
+            drop_schema_qualifiers(item.ast, set(deps), self.dialect)
+            ast_key = content_key("ast", self.dialect, item.parse_key, *deps)
+        check_deps: list[str] = []
+        assertion_reads: list[str] = []
+        assertions = []
+        for pa in item.assertions:
+            for ref in pa.refs:
+                target_id = resolver.resolve(ref, node, item.text)
+                if target_id != node.id:
+                    assertion_reads.append(target_id)
+                if target_id != node.id and target_id not in deps:
+                    check_deps.append(target_id)
+                ref_lines.setdefault(target_id, pa.assertion.line)
+            assertions.append(replace(pa.assertion, owner=node.id))
+        if node.kind is Kind.TEST:  # a test has no data: what its checks read is all it has
+            deps, check_deps = check_deps, []
+        linked = replace(
+            node,
+            depends_on=tuple(dict.fromkeys(deps)),
+            check_deps=tuple(dict.fromkeys(check_deps)),
+            assertion_reads=tuple(dict.fromkeys(assertion_reads)),
+            ref_lines=ref_lines,
+            assertions=tuple(assertions),
+        )
+        return linked, ast_key
+
+    def _settle(
+        self,
+        item: _Parsed,
+        nodes: dict[str, Node],
+        asts: Mapping[str, exp.Expr],
+        ast_key: str,
+        lineage: MutableMapping[str, Lineage],
+        resolver: Resolver,
+    ) -> None:
+        """A node once its upstream is settled: a model's columns, lineage and canonical SQL;
+        then its assertions' columns are checked."""
+        node_id = item.node.id
+        node = nodes[node_id]
+        if node.kind is Kind.MODEL:
+            try:
+                analysis = analyze_model(
+                    node,
+                    asts[node_id],
+                    nodes,
+                    self.dialect,
+                    self.cache,
+                    lineage=self.with_lineage,
+                    ast_key=ast_key,
+                )
+            except MissingColumn as missing:
+                error = missing_column_error(
+                    missing, item.node.path, item.text, item.lines, nodes.get(missing.node_id)
+                )
+                self.broken.append((node_id, missing.node_id, missing.column, error))
+                analysis = Analysis(None, None)
+            if analysis.lineage is not None:
+                lineage[node_id] = analysis.lineage
+            # quoting every identifier makes `id` and `"id"` the same where the dialect does
+            canonical_key = content_key("canonical", ast_key)
+            canonical = self.cache.get(canonical_key)
+            if not isinstance(canonical, str):
+                canonical = normalize_identifiers(asts[node_id].copy(), dialect=self.dialect).sql(
+                    self.dialect, comments=False, identify=True
+                )
+                self.cache.put(canonical_key, canonical)
+            node = nodes[node_id] = replace(node, columns=analysis.columns, canonical=canonical)
+        validate_assertions(node, item.assertions, item.text, nodes, resolver, self.dialect)
 
     # -- one file of each kind --------------------------------------------------------------
 

@@ -663,6 +663,143 @@ def test_old_files_are_not_read_to_know_the_snapshot_is_current(tmp_path: Path) 
     assert load(tmp_path, use_cache=True).nodes["marts.m"].column_names == ("id", "two")
 
 
+PATCHED = {
+    "models/staging/orders.sql": ORDERS,
+    "models/marts/m.sql": "SELECT id FROM staging.orders\n-- @assert unique(id)\n",
+    "models/marts/wide.sql": "SELECT * FROM staging.orders\n",
+    "models/marts/other.sql": "SELECT id FROM raw.x\n",
+    "tests/no_negative.sql": "-- @assert (SELECT count(*) FROM marts.m WHERE id < 0) = 0\n",
+    "macros/double.sql": "{% macro double(x) %}{{ x }} * 2{% endmacro %}\n",
+}
+
+
+def edit(root: Path, relpath: str, text: str) -> Project:
+    (root / relpath).write_text(text)
+    return load(root, use_cache=True)
+
+
+def assert_same_as_a_whole_load(root: Path, project: Project) -> None:
+    whole = load(root)
+    assert project.nodes == whole.nodes
+    assert project.lineage == whole.lineage
+    assert project.graph.topological() == whole.graph.topological()
+    assert {k: project.ast(k).sql() for k in whole.asts} == {
+        k: whole.ast(k).sql() for k in whole.asts
+    }
+    assert [b[:3] for b in project.broken] == [b[:3] for b in whole.broken]
+
+
+def test_an_edited_model_is_read_again_alone(tmp_path: Path) -> None:
+    load(tmp_path, PATCHED, use_cache=True)
+    # same columns: nothing downstream is analysed again
+    project = edit(tmp_path, "models/staging/orders.sql", ORDERS + "WHERE amount > 0\n")
+    assert project.patched == ("staging.orders",)
+    assert project.cache_misses > 0 and project.cache_hits == 0
+    assert "WHERE" in project.ast("staging.orders").sql()
+    assert_same_as_a_whole_load(tmp_path, project)
+    # and the snapshot now is of the edited project
+    again = load(tmp_path, use_cache=True)
+    assert again.from_snapshot and again.nodes == project.nodes
+    assert "WHERE" in again.ast("staging.orders").sql()
+
+
+def test_what_reads_a_model_whose_columns_changed_is_analysed_again(tmp_path: Path) -> None:
+    load(tmp_path, PATCHED, use_cache=True)
+    project = edit(tmp_path, "models/staging/orders.sql", "SELECT id, amount, name FROM raw.x\n")
+    # `wide` selects *: it gains the column; `m` keeps its columns, so its readers are not read
+    assert project.patched == ("staging.orders", "marts.m", "marts.wide")
+    assert project.nodes["marts.wide"].column_names == ("id", "amount", "name")
+    assert_same_as_a_whole_load(tmp_path, project)
+    # a model whose columns changed: the test whose assertion reads it is checked again
+    project = edit(tmp_path, "models/marts/m.sql", "SELECT id, 1 AS one FROM staging.orders\n")
+    assert project.patched == ("marts.m", "test:no_negative")
+    assert_same_as_a_whole_load(tmp_path, project)
+
+
+def test_an_edit_that_breaks_a_reader_fails_like_a_whole_load(tmp_path: Path) -> None:
+    load(tmp_path, PATCHED, use_cache=True)
+    with pytest.raises(SqlopsError) as patched:
+        edit(tmp_path, "models/staging/orders.sql", "SELECT amount FROM raw.x\n")
+    with pytest.raises(SqlopsError) as whole:
+        load(tmp_path)
+    assert str(patched.value) == str(whole.value)
+    assert patched.value.path == tmp_path / "models/marts/m.sql"
+    # impact loads past it (strict=False) and lists the same broken readers
+    project = load_project(tmp_path, strict=False)
+    whole = load_project(tmp_path, strict=False, use_cache=False)
+    assert project.nodes == whole.nodes
+    assert [b[:3] for b in project.broken] == [b[:3] for b in whole.broken]
+    assert {b[0] for b in project.broken} == {"marts.m"}
+    # fixed: the reader is whole again
+    fixed = edit(tmp_path, "models/staging/orders.sql", ORDERS)
+    assert not fixed.broken and fixed.nodes["marts.m"].column_names == ("id",)
+
+
+def test_an_edit_that_changes_what_a_model_reads_reorders_the_graph(tmp_path: Path) -> None:
+    load(tmp_path, PATCHED, use_cache=True)
+    project = edit(tmp_path, "models/marts/other.sql", "SELECT id FROM marts.wide\n")
+    assert project.nodes["marts.other"].depends_on == ("marts.wide",)
+    order = project.graph.topological()
+    assert order.index("marts.wide") < order.index("marts.other")
+    assert_same_as_a_whole_load(tmp_path, project)
+    with pytest.raises(SqlopsError, match="cycle"):
+        edit(tmp_path, "models/staging/orders.sql", "SELECT id, amount FROM marts.other\n")
+
+
+def test_an_edit_with_an_error_is_reported_and_then_loads(tmp_path: Path) -> None:
+    load(tmp_path, PATCHED, use_cache=True)
+    with pytest.raises(SqlopsError) as info:
+        edit(tmp_path, "models/marts/m.sql", "SELECT id FROM staging.ordres\n")
+    assert info.value.path == tmp_path / "models/marts/m.sql" and "staging.orders" in str(
+        info.value
+    )
+    project = edit(tmp_path, "models/marts/m.sql", "SELECT id AS key FROM staging.orders\n")
+    assert project.nodes["marts.m"].column_names == ("key",)
+    assert_same_as_a_whole_load(tmp_path, project)
+
+
+def test_an_edited_test_file_is_read_again(tmp_path: Path) -> None:
+    load(tmp_path, PATCHED, use_cache=True)
+    project = edit(
+        tmp_path, "tests/no_negative.sql", "-- @assert (SELECT count(*) FROM marts.wide) > 0\n"
+    )
+    assert project.patched == ("test:no_negative",)
+    assert project.nodes["test:no_negative"].depends_on == ("marts.wide",)
+    assert_same_as_a_whole_load(tmp_path, project)
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["a macro", "a new model", "a removed model", "a source", "the settings"],
+)
+def test_other_changes_load_the_whole_project(tmp_path: Path, change: str) -> None:
+    load(tmp_path, PATCHED, use_cache=True)
+    if change == "a macro":
+        (tmp_path / "macros/double.sql").write_text(
+            "{% macro double(x) %}{{ x }} * 3{% endmacro %}\n"
+        )
+    elif change == "a new model":
+        (tmp_path / "models/marts/new.sql").write_text("SELECT 1 AS one\n")
+    elif change == "a removed model":
+        (tmp_path / "models/marts/other.sql").unlink()
+    elif change == "a source":
+        (tmp_path / "sources/raw/x.sql").write_text(SOURCE.replace("name", "label"))
+    else:
+        config = (tmp_path / "sqlops.toml").read_text()
+        (tmp_path / "sqlops.toml").write_text(config + "\n[vars]\nx = 1\n")
+    project = load(tmp_path, use_cache=True)
+    assert not project.patched and not project.from_snapshot
+    assert_same_as_a_whole_load(tmp_path, project)
+
+
+def test_a_file_no_load_reads_does_not_stop_a_patch(tmp_path: Path) -> None:
+    load(tmp_path, {**PATCHED, "models/README.md": "# models\n"}, use_cache=True)
+    (tmp_path / "models/README.md").write_text("# the models\n")
+    project = edit(tmp_path, "models/marts/other.sql", "SELECT id + 1 AS id FROM raw.x\n")
+    assert project.patched == ("marts.other",)
+    assert_same_as_a_whole_load(tmp_path, project)
+
+
 def test_without_the_cache_nothing_is_written(tmp_path: Path) -> None:
     load(tmp_path, CACHED, use_cache=False)
     assert not (tmp_path / ".sqlops").exists()
