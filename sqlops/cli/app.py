@@ -73,25 +73,30 @@ def _load(project_dir: Path | None, target: str | None) -> Project:
     return load_project(project_dir or Path.cwd(), target)
 
 
-def _engine(project: Project, *, read_only: bool = False) -> Engine:
+def _engine(project: Project, *, writes: str | None = None) -> Engine:
+    """A connection to the project's target; `writes` names the command when it changes the
+    database (it then holds the lock, see `_writing`), else the connection only reads."""
     from sqlops.engines import connect
 
-    engine = connect(project.target, project.root, read_only=read_only)
-    if not read_only:
-        _finish_switches(engine)
+    engine = connect(project.target, project.root, read_only=writes is None)
+    if writes is not None:
+        _writing(engine, writes)
     return engine
 
 
-def _finish_switches(engine: Engine) -> None:
-    """Before a command writes: finish what a killed process left half switched (engines
-    without transactions only; see sqlops.run.switch)."""
+def _writing(engine: Engine, command: str) -> None:
+    """Before a command changes the database: take the lock that keeps other commands from
+    changing it at once (sqlops.state.lock), then finish what a killed process left half
+    switched (engines without transactions only; see sqlops.run.switch)."""
     from rich.markup import escape
 
     from sqlops.cli import render
     from sqlops.run.switch import finish_switches
+    from sqlops.state.lock import hold
     from sqlops.state.store import StateStore
 
     try:
+        hold(engine, command)
         for line in finish_switches(engine, StateStore(engine)):
             render.err.print(f"note: {escape(line)}")
     except BaseException:
@@ -115,7 +120,7 @@ def _select(
 
         check_env_name(env)
 
-        engine = _engine(project, read_only=True)
+        engine = _engine(project)
         try:
             changed = changed_in_environment(project, engine, env)
         finally:
@@ -177,7 +182,8 @@ def build(
     env: EnvOpt = "prod",
     target: TargetOpt = None,
     threads: Annotated[
-        int | None, typer.Option("--threads", "-j", help="Models built at once.", min=1)
+        int | None,
+        typer.Option("--threads", "-j", help="Models built at once (1 to 64).", min=1, max=64),
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan only.")] = False,
     project_dir: ProjectDir = None,
@@ -197,7 +203,7 @@ def build(
         project.config.notify  # noqa: B018  [notify] and its ${VAR}: checked before anything runs
     check_target(project)
     selected = _select(project, selectors, exclude, env)
-    engine = _engine(project, read_only=dry_run)
+    engine = _engine(project, writes=None if dry_run else f"build --env {env}")
     try:
         plan = plan_build(project, engine, env, selected)
         if dry_run:
@@ -272,7 +278,7 @@ def test(
     project.config.notify  # noqa: B018  [notify] and its ${VAR}: checked before anything runs
     check_target(project)
     selected = _select(project, selectors, exclude, env)
-    engine = _engine(project)
+    engine = _engine(project, writes=f"test --env {env}")
     try:
         with _interruptible(), render.progress(len(selected), "testing") as listener:
             result = test_environment(
@@ -447,7 +453,7 @@ def show(
             f"{node.id} is a test file, not a relation", hint="use `sqlops test` to run it"
         )
     relations = Relations(project, lambda n: env_relation(n, env), project.target.dialect)
-    engine = _engine(project, read_only=True)
+    engine = _engine(project)
     try:
         deployed = StateStore(engine).environment(env)
         reads = node.depends_on if node.kind is Kind.MODEL else (node.id,)
@@ -502,7 +508,7 @@ def diff(
     columns = tuple(c.strip() for option in key or () for c in option.split(",") if c.strip())
     project = _load(project_dir, target)
     node_id = _one_node(project, node_name)
-    engine = _engine(project, read_only=True)
+    engine = _engine(project)
     try:
         with _interruptible():
             result = diff_model(project, engine, node_id, env, against, columns)
@@ -637,7 +643,7 @@ def rollback(
     start = project_dir or Path.cwd()
     engine = open_target(start, target, read_only=dry_run)
     if not dry_run:
-        _finish_switches(engine)
+        _writing(engine, f"rollback --env {env}")
     try:
         # the project only helps keep `sqlops impact` right: a rollback works without it
         project, problem = try_load(start, target)
@@ -728,7 +734,7 @@ def gc(
 
     engine = open_target(project_dir or Path.cwd(), target, read_only=dry_run)
     if not dry_run:
-        _finish_switches(engine)
+        _writing(engine, "gc")
     try:
         plan = plan_gc(engine, keep)
         done = plan if dry_run else collect(engine, plan)
@@ -791,6 +797,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: the one place where errors become messages and exit codes."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args or os.environ.get("SQLOPS_DEBUG") == "1"
+    _scrub_output()
     try:
         # standalone mode: usage errors print themselves and exit 2; Exit(n) exits n
         app(args=args, prog_name="sqlops")
@@ -810,3 +817,14 @@ def main(argv: list[str] | None = None) -> None:
             file=sys.stderr,
         )
         sys.exit(2)
+
+
+def _scrub_output() -> None:
+    """Everything printed from here on, tracebacks included, is masked of secrets (the values
+    of ${VAR} in sqlops.toml, sqlops.secrets)."""
+    from sqlops.secrets import ScrubbedStream
+
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is not None and not isinstance(stream, ScrubbedStream):
+            setattr(sys, name, ScrubbedStream(stream))

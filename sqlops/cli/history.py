@@ -63,7 +63,7 @@ def show_history(
             hint=f"run `sqlops history {run}` alone, or leave out RUN",
         )
     project = _load(project_dir, target)
-    engine = _engine(project, read_only=True)
+    engine = _engine(project)
     try:
         notice = missing_history(engine, project.target.name)
         if notice is None:
@@ -113,7 +113,7 @@ def show_report(
     check_env_name(env)
     period = parse_since(since, now())
     project = _load(project_dir, target)
-    engine = _engine(project, read_only=True)
+    engine = _engine(project)
     try:
         notice = missing_history(engine, project.target.name)
         report = build_report(project, engine, env, period, notice)

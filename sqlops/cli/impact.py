@@ -127,7 +127,7 @@ def _impact_of_changes(
     if against is not None:
         report = against_ref(project, against)
     else:
-        engine = _engine(project, read_only=True)
+        engine = _engine(project)
         try:
             report = against_environment(project, engine, env)
         finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
@@ -91,11 +92,21 @@ def error(exc: SqlopsError) -> None:
             if exc.column is not None:
                 where += f":{exc.column}"
         where += ": "
-    err.print(f"[bold red]error:[/] {escape(where)}{escape(exc.message)}")
+    err.print(f"[bold red]error:[/] {shown(where)}{shown(exc.message)}")
     if exc.snippet:
-        err.print(escape(exc.snippet))
+        err.print(shown(exc.snippet))
     if exc.hint:
-        err.print(f"  [bold]to fix this:[/] {escape(exc.hint)}")
+        err.print(f"  [bold]to fix this:[/] {shown(exc.hint)}")
+
+
+# control characters but newline and tab: what a file or a database may put in a message
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def shown(text: str) -> str:
+    """Text from a project or a database, made safe to print: markup escaped, and control
+    characters written as escapes (`\\x1b`), so that none reaches the terminal."""
+    return escape(_CONTROL.sub(lambda m: repr(m.group())[1:-1], text))
 
 
 # -- progress -------------------------------------------------------------------------------------

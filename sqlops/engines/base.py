@@ -10,9 +10,15 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlglot import exp
+
+from sqlops.errors import EngineError
+from sqlops.secrets import scrub
+
+if TYPE_CHECKING:
+    from sqlops.state.lock import Holder
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,9 @@ class _CrashSwitch:
     `SQLOPS_TEST_KILL_MATCHING=TEXT`: only statements that contain TEXT count toward N.
     `SQLOPS_TEST_STATEMENT_LOG=PATH`: each statement's number and first line are appended to
     PATH as it completes, so that a test knows what the N-th statement is.
+    `SQLOPS_TEST_FAIL_AFTER=N` with `SQLOPS_TEST_FAIL_MATCHING=TEXT`: the N-th statement that
+    contains TEXT fails (an EngineError) right after it ran, as if the database had refused it
+    (tests/e2e/test_failed_promotion.py).
     They are read once, at import: when none is set, a statement costs a call and a test.
     """
 
@@ -52,22 +61,30 @@ class _CrashSwitch:
         self.kill_after = int(kill_after) if kill_after.strip() else 0
         self.matching = os.environ.get("SQLOPS_TEST_KILL_MATCHING", "")
         self.log_path = os.environ.get("SQLOPS_TEST_STATEMENT_LOG") or None
-        self.armed = bool(self.kill_after or self.log_path)
+        fail_after = os.environ.get("SQLOPS_TEST_FAIL_AFTER", "")
+        self.fail_after = int(fail_after) if fail_after.strip() else 0
+        self.fail_matching = os.environ.get("SQLOPS_TEST_FAIL_MATCHING", "")
+        self.armed = bool(self.kill_after or self.log_path or self.fail_after)
         self.count = 0
         self.counted = 0  # toward the kill
+        self.failing = 0  # toward the failure
         self.lock = threading.Lock()
 
     def statement_done(self, sql: str) -> None:
         with self.lock:  # held until the kill: no other statement completes after the N-th
             self.count += 1
             if self.log_path:
-                first = " ".join(sql.split())[:200]
+                first = scrub(" ".join(sql.split())[:200])
                 with open(self.log_path, "a", encoding="utf-8") as log:
                     log.write(f"{self.count}\t{first}\n")
             if self.matching in sql:
                 self.counted += 1
             if self.counted == self.kill_after:
                 os.kill(os.getpid(), signal.SIGKILL)
+            if self.fail_after and self.fail_matching in sql:
+                self.failing += 1
+                if self.failing == self.fail_after:
+                    raise EngineError(f"injected failure after: {' '.join(sql.split())[:200]}")
 
 
 _crash_switch = _CrashSwitch()
@@ -109,6 +126,16 @@ class Engine(ABC):
 
     def interrupt(self) -> None:
         """Stop the statement running on this connection, from another thread (Ctrl-C)."""
+        return None
+
+    def try_lock(self, holder: str) -> Holder | None:
+        """Take the lock of commands that change the database (sqlops.state.lock) for as long as
+        this connection lives, naming this process `holder`; None once taken, else who holds it.
+        An engine whose database file admits one writing process holds it by being open."""
+        return None
+
+    def end_session(self, session: int) -> None:
+        """End a server session a killed process left holding the lock."""
         return None
 
     _depth = 0  # transactions open on this connection

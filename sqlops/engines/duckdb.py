@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 from sqlglot import exp
+from sqlglot.errors import SqlglotError
 
 from sqlops.engines.base import Engine, QueryResult, Relation
 from sqlops.errors import ConfigError, EngineError
 from sqlops.project.config import Target
+
+if TYPE_CHECKING:
+    from sqlops.state.lock import BusyError
 
 
 class DuckDBEngine(Engine):
@@ -38,13 +43,7 @@ class DuckDBEngine(Engine):
         except duckdb.IOException as exc:
             text = str(exc)
             if "lock" in text.lower():
-                holder = text.split("(PID")[-1].split(")")[0].strip() if "PID" in text else ""
-                raise EngineError(
-                    f"the DuckDB file {raw} is in use by another process"
-                    + (f" (PID {holder})" if holder else ""),
-                    hint="DuckDB allows one writer at a time: wait for the other sqlops or "
-                    "close the program that holds the file, then run again",
-                ) from None
+                raise _in_use(raw, text) from None
             raise ConfigError(
                 f"cannot open DuckDB file {raw}: {text}",
                 hint=f"check the path of [targets.{target.name}] in sqlops.toml",
@@ -151,7 +150,14 @@ def file_query(path: Path, columns: Sequence[tuple[str, str | None]] = ()) -> st
     def name(column: str) -> str:
         return exp.to_identifier(column, quoted=True).sql("duckdb")
 
-    select = ", ".join(f"CAST({name(n)} AS {t}) AS {name(n)}" if t else name(n) for n, t in columns)
+    def cast(column: str, declared: str) -> str:
+        try:  # printed again by sqlglot: only a type, whatever the declaration held
+            kind = exp.DataType.build(declared, dialect="duckdb").sql("duckdb")
+        except (SqlglotError, ValueError):
+            raise EngineError(f"`{declared}` (column `{column}`) is not a type") from None
+        return f"CAST({name(column)} AS {kind}) AS {name(column)}"
+
+    select = ", ".join(cast(n, t) if t else name(n) for n, t in columns)
     return f"SELECT {select or '*'} FROM {file_reader(path)}"
 
 
@@ -181,3 +187,16 @@ def _message(exc: duckdb.Error) -> str:
 def short(sql: str, limit: int = 600) -> str:
     sql = sql.strip()
     return sql if len(sql) <= limit else sql[:limit] + " ..."
+
+
+def _in_use(raw: str, text: str) -> BusyError:
+    """The file is locked by another process: which one, what it runs and since when."""
+    from sqlops.state.lock import BusyError, Holder, local_process
+
+    found = re.search(r"PID (\d+)", text)
+    holder = local_process(int(found.group(1))) if found else Holder(None, None, None, None)
+    return BusyError(
+        f"the DuckDB file {raw} is in use by another process: {holder.describe()}",
+        hint="DuckDB allows one writing process at a time: wait for it to end (or close the "
+        "program that holds the file) and run again",
+    )

@@ -4,10 +4,11 @@ switch in one transaction."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import sql as pgsql
@@ -16,6 +17,12 @@ from sqlops.engines.base import Engine, QueryResult, Relation
 from sqlops.engines.duckdb import described_file, file_query, short
 from sqlops.errors import ConfigError, EngineError
 from sqlops.project.config import Target
+
+if TYPE_CHECKING:
+    from sqlops.state.lock import Holder
+
+# the advisory lock of commands that change the database (sqlops.state.lock): "SQLO", 1
+_LOCK = (0x53514C4F, 1)
 
 # `?` placeholders outside quotes, as the rest of sqlops writes them
 _PLACEHOLDER = re.compile(r"""('(?:[^']|'')*'|"(?:[^"]|"")*")|(\?)|(%)""")
@@ -98,6 +105,35 @@ class PostgresEngine(Engine):
 
     def interrupt(self) -> None:
         self.con.cancel_safe()
+
+    def try_lock(self, holder: str) -> Holder | None:
+        from sqlops.state.lock import parse_holder
+
+        # who holds it is told by the session's name: pid, host and command
+        self.execute("SELECT set_config('application_name', ?, false)", (holder[:63],))
+        if self.query("SELECT pg_try_advisory_lock(?, ?)", _LOCK).rows[0][0]:
+            return None
+        rows = self.query(
+            "SELECT a.pid, a.application_name, a.backend_start FROM pg_locks AS l "
+            "JOIN pg_stat_activity AS a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = ? AND l.objid = ? "
+            "AND l.objsubid = 2 AND l.database = "
+            "(SELECT oid FROM pg_database WHERE datname = current_database())",
+            _LOCK,
+        ).rows
+        if not rows:  # let go in between
+            return self.try_lock(holder)
+        session, name, started = rows[0]
+        return parse_holder(str(name or ""), started, int(session))
+
+    def end_session(self, session: int) -> None:
+        self.query("SELECT pg_terminate_backend(?)", (session,))
+        # the server ends it a moment later: wait for its lock to go, a few seconds at most
+        for _ in range(50):
+            alive = self.query("SELECT count(*) FROM pg_stat_activity WHERE pid = ?", (session,))
+            if not alive.rows[0][0]:
+                return
+            time.sleep(0.1)
 
     def fork(self) -> PostgresEngine:
         return PostgresEngine(self.dsn, _connect(self.dsn, "fork"))

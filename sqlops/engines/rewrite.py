@@ -110,6 +110,7 @@ def unsupported(query: exp.Expr, dialect: str) -> str | None:
 def check_target(project: Project) -> None:
     """Every model can run on the project's target: a construct the target lacks, which sqlops
     cannot rewrite, is an error before anything runs, not a database error halfway."""
+    _check_name_lengths(project)
     dialect = project.target.dialect
     if dialect == project.dialect:
         return
@@ -124,4 +125,34 @@ def check_target(project: Project) -> None:
                 path=node.path,
                 hint="write it another way that both dialects have (see docs/engines.md), "
                 "or build this project on DuckDB",
+            )
+
+
+# the longest name an engine keeps whole, in bytes (PostgreSQL cuts longer ones to this)
+NAME_LIMITS = {"postgres": 63}
+
+
+def _check_name_lengths(project: Project) -> None:
+    """Every relation sqlops would make has a name the engine keeps whole: a version's name is
+    the model's and `__` and 12 hex digits, its schema `sqlops__` and the model's schema."""
+    from sqlops.plan.relations import SANDBOX_PREFIX  # it imports this module
+
+    limit = NAME_LIMITS.get(project.target.engine)
+    if limit is None:
+        return
+    suffix = len("__") + 12
+    for node in project.nodes.values():
+        if not node.is_versioned:
+            continue
+        longest = max(
+            len(node.name.encode()) + suffix, len(f"{SANDBOX_PREFIX}{node.schema}".encode())
+        )
+        if longest > limit:
+            raise ProjectError(
+                f"{node.id} is too long a name for target `{project.target.name}`: the names of "
+                f"its versions would be {longest} bytes, and {project.target.engine} keeps "
+                f"{limit}",
+                path=node.path,
+                hint=f"rename the file to at most {limit - suffix} bytes, and its schema folder "
+                f"to at most {limit - len(SANDBOX_PREFIX)}",
             )

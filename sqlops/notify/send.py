@@ -21,6 +21,7 @@ from sqlops import __version__
 from sqlops.notify.events import events_of
 from sqlops.notify.message import Message
 from sqlops.run.results import RunResult, Status
+from sqlops.secrets import scrub
 
 if TYPE_CHECKING:
     from sqlops.notify.settings import EmailSettings, NotifySettings
@@ -74,7 +75,8 @@ def deliver(settings: NotifySettings, message: Message) -> list[str]:
             where = f"email via {email.smtp_host}:{email.smtp_port}"
             jobs.append((where, partial(_mail, email, message, recipients, settings.timeout)))
     problems = _run(jobs, settings.timeout)
-    return [_scrub(p, _secrets(settings)) for p in problems]
+    secrets = tuple(_secrets(settings))
+    return [scrub(p, secrets) for p in problems]
 
 
 def _run(jobs: list[tuple[str, Callable[[], None]]], timeout: float) -> list[str]:
@@ -198,9 +200,3 @@ def _secrets(settings: NotifySettings) -> list[str]:
         found.append(settings.email.password)
     # longest first, so that a URL goes whole before its path is looked for
     return sorted({s for s in found if len(s) > 1}, key=len, reverse=True)
-
-
-def _scrub(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    return text

@@ -114,12 +114,13 @@ class Relations:
                 cte = f"__ephemeral__{upstream.schema}__{upstream.name}"
                 if cte not in inlined:
                     inlined[cte] = self.query(upstream)
-                _swap(table, exp.to_table(cte))
+                # a name, never parsed: a model's name may hold any character
+                _swap(table, exp.Table(this=exp.to_identifier(cte, quoted=True)))
             else:
                 _swap(table, self.of(upstream))
         if inlined:
             ctes = [
-                exp.CTE(this=body, alias=exp.TableAlias(this=exp.to_identifier(name)))
+                exp.CTE(this=body, alias=exp.TableAlias(this=exp.to_identifier(name, quoted=True)))
                 for name, body in inlined.items()
             ]
             existing = ast.args.get("with_")

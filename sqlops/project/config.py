@@ -16,6 +16,7 @@ from sqlglot.errors import SqlglotError
 
 from sqlops.errors import ConfigError, did_you_mean
 from sqlops.notify.settings import NotifySettings, parse_notify
+from sqlops.secrets import register as register_secret
 
 CONFIG_FILE = "sqlops.toml"
 ENGINES = ("duckdb", "postgres", "spark")
@@ -36,6 +37,7 @@ _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 # models built at once when a target does not say: a build is mostly the engine's work, and
 # while one model's statement runs the next can be compiled, or committed (docs/benchmarks.md)
 DEFAULT_THREADS = max(1, min(4, os.cpu_count() or 1))
+MAX_THREADS = 64  # each is a connection of its own
 
 
 @dataclass(frozen=True)
@@ -189,9 +191,13 @@ def load_config(root: Path) -> ProjectConfig:
                 hint=f"engine is one of: {', '.join(ENGINES)}",
             )
         threads = settings.get("threads", DEFAULT_THREADS)
-        if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+        if (
+            not isinstance(threads, int)
+            or isinstance(threads, bool)
+            or not 1 <= threads <= MAX_THREADS
+        ):
             raise ConfigError(
-                f"[{section}] threads must be a whole number >= 1",
+                f"[{section}] threads must be a whole number from 1 to {MAX_THREADS}",
                 path=path,
                 line=_line_of(path, "threads", text),
             )
@@ -257,6 +263,18 @@ def load_config(root: Path) -> ProjectConfig:
                     line=_line_of(path, "path", text),
                     hint="pick a file name without a double underscore, e.g. warehouse.duckdb",
                 )
+        for key in ("path", "state"):
+            file = str(rest.get(key, "")) if engine in ("duckdb", "spark") else ""
+            if file and file != ":memory:" and "://" not in file and not Path(file).is_absolute():
+                root = path.parent.resolve()
+                if not (root / file).resolve().is_relative_to(root):
+                    raise ConfigError(
+                        f'[{section}] {key} = "{file}" leaves the project folder',
+                        path=path,
+                        line=_line_of(path, key, text),
+                        hint="a relative path stays in the project folder; to keep the database "
+                        "elsewhere, write its absolute path",
+                    )
         targets[tname] = Target(name=tname, engine=engine, settings=rest, threads=threads)
 
     default_target = _string(
@@ -323,6 +341,7 @@ def _expand(value: Any, path: Path, text: str, secrets: set[str]) -> Any:
                 hint=f"export {var}=... before running sqlops, or write ${{{var}:-default}}",
             )
         secrets.add(found)
+        register_secret(found)  # masked from now on, in this file's own errors too
         return found
 
     expanded = _VAR.sub(substitute, value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
+import re
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -77,6 +78,20 @@ class Project:
     @property
     def dialect(self) -> str:
         return self.config.dialect
+
+    def location_path(self, node: Node) -> Path:
+        """The file a source reads with @location, checked again to be inside the project: a
+        snapshot is used without reading it, and a symlink may have been pointed elsewhere."""
+        assert node.location is not None
+        path = (self.root / node.location).resolve()
+        if not path.is_relative_to(self.root):
+            raise ProjectError(
+                f"@location `{node.location}` is outside the project folder",
+                path=node.path,
+                hint="move or copy the file into the project folder (e.g. data/); a symlink "
+                "must point inside it too",
+            )
+        return path
 
     def ast(self, node_id: str) -> exp.Expr:
         """A fresh copy of a node's query, with every table named `schema.name` of its node."""
@@ -210,7 +225,10 @@ class _Loader:
         self.default_schema = self._norm(config.default_schema)
         macro_files = [(p, _read(p)) for p in _files(self.root / "macros", ".sql")]
         self.renderer = Renderer(
-            config.vars, TargetInfo(target.name, target.engine, self.default_schema), macro_files
+            config.vars,
+            TargetInfo(target.name, target.engine, self.default_schema),
+            macro_files,
+            self.dialect,
         )
 
     def _norm(self, name: str) -> str:
@@ -451,6 +469,7 @@ class _Loader:
         self, path: Path, kind: Kind, folder: str
     ) -> tuple[str, Node, Scanned, list[ParsedAssertion]]:
         """Read a SQL file of a model, source or test: its node, directives and assertions."""
+        _check_inside(path, self.root)  # again: patch() reads files _files listed before
         text = _read(path)
         if kind is Kind.TEST:
             schema, name = "", self._norm(str(path.relative_to(self.root / folder).with_suffix("")))
@@ -539,6 +558,14 @@ class _Loader:
             for col in create.this.expressions
             if isinstance(col, exp.ColumnDef)
         )
+        for col in columns:
+            if col.type is not None and not _TYPE_NAME.fullmatch(col.type):
+                raise ProjectError(
+                    f"column `{col.name}` is declared as `{col.type}`, which is not a type",
+                    path=path,
+                    hint="declare a type of the database: INTEGER, VARCHAR, DECIMAL(10, 2), "
+                    "a type's plain name, ...",
+                )
         seen: set[str] = set()
         for col in columns:
             if self._norm(col.name) in seen:
@@ -557,6 +584,17 @@ class _Loader:
         if node.location is not None:
             location = (self.root / node.location).resolve()
             line = next((d.line for d in scanned.directives if d.keyword == "location"), None)
+            # checked before it is read, and before whether it exists: a project says nothing
+            # of the files around it
+            if not location.is_relative_to(self.root):
+                raise ProjectError(
+                    f"@location `{node.location}` is outside the project folder",
+                    path=path,
+                    line=line,
+                    snippet=snippet_at(text, line) if line else None,
+                    hint="move or copy the file into the project folder (e.g. data/) and give "
+                    "its path relative to that folder; a symlink must point inside it too",
+                )
             if not location.is_file():
                 raise ProjectError(
                     f"@location file `{node.location}` does not exist",
@@ -658,7 +696,7 @@ class _Loader:
 
     def _parse(self, body: str, node: Node, text: str) -> tuple[list[exp.Expr], str, LineMap]:
         """Render and parse a body: its statements, the rendered SQL, and where lines came from."""
-        rendered = self.renderer.render(body, node.path, node.relation)
+        rendered = self.renderer.render(body, node.path, (node.schema, node.name))
         lines = line_map(body, rendered)
         key = content_key("parse", self.dialect, rendered)
         cached = self.cache.get(key)
@@ -694,7 +732,7 @@ class _Loader:
                 )
 
             if d.keyword in ("assert", "warn"):
-                this = node.relation if node.kind is not Kind.TEST else None
+                this = (node.schema, node.name) if node.kind is not Kind.TEST else None
                 rendered = self.renderer.render(
                     d.text, node.path, this, first_line=d.line, file_text=text
                 )
@@ -755,14 +793,49 @@ class _Loader:
         return replace(node, **changes), assertions  # type: ignore[arg-type]
 
 
+# a declared column type as sqlglot prints it: words, numbers, dots, brackets, commas, spaces
+# and <> of nested types; a name sqlglot does not know is printed as written, so this keeps a
+# quoted "type" from carrying SQL into the statements that cast to it
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_TYPE_NAME = re.compile(r"[\w .,()\[\]<>]+")
+
+
 def _files(folder: Path, suffix: str) -> list[Path]:
+    """The files of one of the project's folders. Symlinked folders below it are not followed
+    (as in snapshot.py); a file that resolves outside the project folder is an error, so that a
+    symlink cannot make sqlops read, or build from, a file elsewhere."""
     if not folder.is_dir():
         return []
-    return sorted(
+    root = folder.parent  # models/, seeds/, ... are folders of the (resolved) project folder
+    found = sorted(
         p
         for p in folder.rglob(f"*{suffix}")
         if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
     )
+    for p in found:
+        _check_inside(p, root)
+    return found
+
+
+def _check_inside(path: Path, root: Path) -> None:
+    """A project file must be in the project folder once symlinks are followed, and its name
+    may hold no control character (it becomes a node's name, printed to terminals)."""
+    bad = next((c for c in str(path.relative_to(root)) if _CONTROL.match(c)), None)
+    if bad is not None:
+        raise ProjectError(
+            f"the file's name holds the control character {bad!r}",
+            path=path,
+            hint="rename the file: names of models, sources, seeds, tests and their folders "
+            "become relation names, and are printed",
+        )
+    real = path.resolve()
+    if not real.is_relative_to(root):
+        raise ProjectError(
+            f"resolves to {real}, outside the project folder",
+            path=path,
+            hint="copy the file into the project, or point the symlink at a file inside "
+            "the project folder; sqlops reads only the project's own files",
+        )
 
 
 def _read(path: Path) -> str:

@@ -117,7 +117,7 @@ def data_stamps(project: Project, engine: Engine) -> dict[str, str]:
 def data_stamp(project: Project, engine: Engine, node: Node) -> str:
     if node.location:
         try:
-            return f"file {file_hash(project.root / node.location)}"
+            return f"file {file_hash(project.location_path(node))}"
         except OSError as exc:
             raise SqlopsError(
                 f"cannot read @location file {node.location}: {exc.strerror or exc}",
@@ -157,7 +157,8 @@ def build(
 
     results: dict[str, NodeResult] = {}
     recorder = _Recorder(history, run_id, plan, fps)
-    engines = [engine.fork() for _ in range(max(1, threads))]
+    # a connection for each thread, and never more threads than steps
+    engines = [engine.fork() for _ in range(max(1, min(threads, len(plan.steps))))]
     # what the environment will record for `sqlops impact` is worked out while the database
     # builds (Python beside the engine's own threads), for the promotion at the end
     covered = [s.node_id for s in plan.steps if not s.recheck and s.action is not Action.TEST]
@@ -484,7 +485,7 @@ def _build_version(
     if node.kind is Kind.SOURCE:
         assert node.location is not None
         declared = [(c.name, c.type) for c in node.columns or ()]
-        path = (project.root / node.location).resolve()
+        path = project.location_path(node)
         rows = engine.load_file(physical, path, declared)
         if step.data_stamp is not None and f"file {file_hash(path)}" != step.data_stamp:
             # the version's name promises the bytes that were planned; these are others

@@ -21,7 +21,7 @@ def check_source_columns(project: Project, engine: Engine, node: Node) -> list[s
     declared = node.columns or ()
     warnings: list[str] = []
     if node.location:
-        actual = engine.file_columns((project.root / node.location).resolve())
+        actual = engine.file_columns(project.location_path(node))
         where = node.location
     else:
         found = engine.columns(relation)

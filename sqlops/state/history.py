@@ -20,6 +20,7 @@ from sqlops import __version__
 from sqlops.clock import now
 from sqlops.errors import EngineError
 from sqlops.graph.lineage import short_hash
+from sqlops.secrets import scrub
 
 if TYPE_CHECKING:
     from sqlops.assertions.definition import Assertion
@@ -109,8 +110,14 @@ class History:
     # -- runs -----------------------------------------------------------------------------------
 
     def start(self, context: RunContext, selected: int) -> int:
-        """Record a run as running; its id."""
+        """Record a run as running; its id. A run still `running` then was killed: the
+        command holds the lock that every run holds (sqlops.state.lock), so no other runs."""
         with self.engine.transaction():
+            self.engine.execute(
+                f"UPDATE {self._t('runs')} SET outcome = 'interrupted', message = ? "
+                "WHERE outcome = 'running'",
+                ("the process ended before it recorded how the run ended (killed?)",),
+            )
             last = self.engine.query(f"SELECT max(id) FROM {self._t('runs')}").rows[0][0]
             run_id = int(last or 0) + 1
             self.engine.execute(
@@ -167,7 +174,7 @@ class History:
                 outcome,
                 result.deployment_id,
                 _json(result.counts),
-                result.promotion_error,
+                scrub(result.promotion_error) if result.promotion_error else None,
                 run_id,
             ),
         )
@@ -230,7 +237,11 @@ class History:
 
     def _insert(self, table: str, rows: Sequence[Sequence[Any]], chunk: int = 200) -> None:
         for start in range(0, len(rows), chunk):
-            part = rows[start : start + chunk]
+            # messages, samples and measured values may quote a secret (a failed cast of one)
+            part = [
+                [scrub(v) if isinstance(v, str) else v for v in row]
+                for row in rows[start : start + chunk]
+            ]
             marks = "(" + ", ".join("?" * len(part[0])) + ")"
             self.engine.execute(
                 f"INSERT INTO {self._t(table)} VALUES " + ", ".join([marks] * len(part)),
@@ -392,7 +403,7 @@ class History:
             for offset, node_id in enumerate(new):
                 self.engine.execute(
                     f"INSERT INTO {self._t('incidents')} VALUES (?, ?, ?, ?, ?, ?, NULL, NULL)",
-                    (next_id + offset, env, node_id, run_id, stamp, failed[node_id]),
+                    (next_id + offset, env, node_id, run_id, stamp, scrub(failed[node_id])),
                 )
         return recovered
 

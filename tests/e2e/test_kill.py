@@ -6,7 +6,7 @@ reads, and the next build succeeds and serves what a clean build serves.
 
 The kill comes from the engines' crash switch (sqlops/engines/base.py, `_CrashSwitch`), which only
 these tests arm. Run alone with `pytest tests/e2e/test_kill.py`; `SQLOPS_KILL_POINTS=all` kills
-after every statement of the build, a number kills at that many points (default 32 per engine).
+after every statement of the build, a number kills at that many points (default 52 per engine).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import pytest
 from tests.conftest import Run, run_sqlops
 
 ENGINES = ("duckdb", "postgres")
-DEFAULT_POINTS = 32
+DEFAULT_POINTS = 52
 ALL_SLOTS = 200  # SQLOPS_KILL_POINTS=all: one slot per statement; slots past the last one skip
 SCHEMAS = ("raw", "ref", "staging", "marts")
 ENVS = ("prod", "dev")  # the build changes prod; dev, built before, must not move
@@ -450,6 +450,9 @@ def test_a_killed_build_leaves_every_environment_whole_and_the_next_build_finish
     # (d) the next build finishes, and every environment serves what a clean build leaves
     again = warehouse.sqlops("build")
     assert again.code == 0, (where, again.output)
+    # no run is left `running`: the killed one is marked interrupted unless it was recorded
+    runs = json.loads(warehouse.ok("history", "--json").stdout)
+    assert all(r["outcome"] != "running" for r in runs), (where, runs)
     final = warehouse.served()
     assert not final.missing, where
     assert final.key() == scenario.new.key(), where
@@ -500,3 +503,27 @@ def test_a_build_killed_before_promoting_loses_no_measured_value(
     lost = scenario.measured - measured(warehouse)
     if lost:
         raise AssertionError(f"{where}; then the next build; prod's series lacks {sorted(lost)}")
+
+
+def test_a_promotion_that_fails_partway_switches_nothing(
+    scenario: Scenario, copies: Callable[[], Warehouse]
+) -> None:
+    """The database refuses a statement of the promotion (`SQLOPS_TEST_FAIL_AFTER`, the crash
+    switch's other half): its first statement, its first and last view, and its last write
+    (a statement that fails after it ran is one the transaction rolls back). The build
+    fails, every environment serves what it served, no view was left behind, and the next build
+    promotes."""
+    begin, commit = promotion(scenario.log)
+    views = [i + 1 for i in range(begin, commit) if " VIEW " in scenario.log[i]]
+    for n in sorted({begin + 1, *views[:1], *views[-1:], commit - 1}):
+        warehouse = copies()
+        failed = warehouse.sqlops("build", env={"SQLOPS_TEST_FAIL_AFTER": str(n)})
+        where = f"failed after statement {n}: {scenario.log[n - 1][:100]}"
+        assert failed.code == 1, (where, failed.output)
+        assert "injected failure" in failed.output and "Traceback" not in failed.output, where
+        after = warehouse.served()
+        assert not after.missing, where
+        assert after.key() == scenario.old.key(), where  # no view switched, none added
+        again = warehouse.sqlops("build")
+        assert again.code == 0, (where, again.output)
+        assert warehouse.served().key() == scenario.new.key(), where
