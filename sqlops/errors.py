@@ -74,7 +74,9 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str:
 
 def snippet_at(text: str, line: int, column: int | None = None) -> str:
     """The source line with a caret under the column, for error messages."""
-    lines = text.splitlines()
+    # lines are counted at \n, as sqlglot and the directive scanner count them; splitlines()
+    # would also split at \x0c, \x1e or \u2028 and show another line than the one meant
+    lines = text.split("\n")
     if not 1 <= line <= len(lines):
         return ""
     source = lines[line - 1]

@@ -109,18 +109,28 @@ def parse_statements(
     file_text: str,
     line_offset: int = 0,
     lines: LineMap = same_line,
+    column_offset: int | None = 0,
 ) -> list[exp.Expr]:
-    """Parse SQL; a syntax error becomes a ProjectError at the file's line and column."""
+    """Parse SQL; a syntax error becomes a ProjectError at the file's line and column.
+
+    SQL taken from inside a line of the file (an assertion) starts `column_offset` characters
+    into that line; None when that is not known, and the error then names no column.
+    """
     try:
-        return [e for e in sqlglot.parse(sql, dialect=dialect) if e is not None]
+        statements = [e for e in sqlglot.parse(sql, dialect=dialect) if e is not None]
     except ParseError as err:
         first = err.errors[0] if err.errors else {}
         line = lines(int(first.get("line") or 1)) + line_offset
-        col = int(first.get("col") or 1)
         highlight = first.get("highlight") or ""
-        col = max(1, col - len(highlight) + 1) if highlight else col
+        end = int(first.get("col") or 1)
+        col = _file_column(
+            int(first.get("line") or 1),
+            max(1, end - len(highlight) + 1) if highlight else end,
+            column_offset,
+        )
         message = str(first.get("description") or err).split("\n")[0]
         message = re.sub(r"<class '(?:\w+\.)*(\w+)'>", r"\1", message)
+        message = _TOKEN.sub(lambda m: f"`{m.group(1)}`", message)
         raise ProjectError(
             f"SQL syntax error: {message}",
             path=path,
@@ -143,10 +153,78 @@ def parse_statements(
             line=1 + line_offset,
             hint="check quotes and brackets",
         ) from None
+    for statement in statements:
+        _check_set_operations(
+            statement, dialect, path, file_text, line_offset, lines, column_offset
+        )
+    return statements
 
 
-def parse_expression(sql: str, dialect: str, path: Path, file_text: str, line: int) -> exp.Expr:
-    statements = parse_statements(sql, dialect, path, file_text, line - 1)
+def _file_column(line: int, column: int, column_offset: int | None) -> int | None:
+    """The file's column of a column of the SQL's `line` (1 is where the SQL starts)."""
+    if line > 1:
+        return column
+    return None if column_offset is None else column + column_offset
+
+
+# sqlglot's parse errors show tokens as `<Token token_type: TokenType.NUMBER, text: 1, ...>`
+_TOKEN = re.compile(
+    r"<Token token_type: TokenType\.\w+, text: (.*?), line: \d+, col: \d+, start: \d+, "
+    r"end: \d+, comments: \[.*?\]>"
+)
+
+
+def _check_set_operations(
+    statement: exp.Expr,
+    dialect: str,
+    path: Path,
+    file_text: str,
+    line_offset: int,
+    lines: LineMap,
+    column_offset: int | None,
+) -> None:
+    """sqlglot parses `x IN (1 EXCEPT SELECT 1)` and `WHERE 1 UNION SELECT 2` with a value on
+    one side of the set operation, which nothing downstream can use: a syntax error here."""
+    for operation in statement.find_all(exp.SetOperation):
+        for side in (operation.this, operation.expression):
+            if isinstance(side, exp.Query | exp.UDTF | exp.Table):
+                continue
+            at: dict[str, int] = next((n.meta for n in side.walk() if "line" in n.meta), {})
+            line = lines(int(at.get("line", 1))) + line_offset
+            col = None
+            if "col" in at:
+                start = max(1, int(at["col"]) - int(at["end"]) + int(at["start"]))
+                col = _file_column(int(at.get("line", 1)), start, column_offset)
+            keyword = type(operation).__name__.upper()
+            raise ProjectError(
+                f"SQL syntax error: {keyword} joins two queries, and "
+                f"`{quoted_text(side.sql(dialect))}` is not a query",
+                path=path,
+                line=line,
+                column=col,
+                snippet=snippet_at(file_text, line, col),
+                hint=f"write SELECT ... {keyword} SELECT ...",
+            )
+
+
+def quoted_text(text: str, limit: int = 80) -> str:
+    """The user's text as a message quotes it: on one line, and cut if it is long."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def parse_expression(
+    sql: str, dialect: str, path: Path, file_text: str, line: int, column: int | None = None
+) -> exp.Expr:
+    """One expression that starts at `line` (and `column`, if known) of the file."""
+    statements = parse_statements(
+        sql,
+        dialect,
+        path,
+        file_text,
+        line - 1,
+        column_offset=None if column is None else column - 1,
+    )
     if len(statements) != 1:
         raise ProjectError(
             "expected one SQL expression",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from sqlops.syntax import (
     is_query_text,
     normalize_name,
     parse_expression,
+    quoted_text,
     table_refs,
     top_level_tokens,
 )
@@ -30,6 +32,8 @@ _BUILTIN = re.compile(
 )
 ROW_COUNT = "row_count"
 HISTORY_FUNCTIONS = ("prev", "anomaly")
+BUILTIN_CHECKS = ("unique", "not_null", "accepted_values", "references")
+OWN_FUNCTIONS = (*BUILTIN_CHECKS, ROW_COUNT, *HISTORY_FUNCTIONS)
 Fail = Callable[..., ProjectError]
 _EXAMPLES = (
     "examples: `unique(id)`, `not_null(a, b)`, `amount >= 0 where status <> 'void'`, "
@@ -65,15 +69,18 @@ def parse_assertion(
     body = text.strip()
     if not body:
         raise fail("empty assertion")
+    body_at = len(text) - len(text.lstrip())  # where `body` starts in `text`
     name = None
     match = _NAME.match(body)
     if match and not body[match.end() :].startswith(":"):
         name, body = match.group(1), body[match.end() :].strip()
+        body_at += match.end()
     if not body:
         raise fail(f"assertion `{name}` has no check after the colon")
     display = " ".join(body.split())  # the check as written, without its name, on one line
-    # the line of the check's first character, for errors inside a multi-line block
-    check_line = line + text[: text.find(body[:20])].count("\n") if body[:20] in text else line
+    at = _positions(text, body_at, file_text, line)
+    # where the check starts, for errors inside a multi-line block or a long line
+    check_line, check_col = at(0)
 
     def make(name: str, kind: CheckKind, **fields: Any) -> Assertion:
         return Assertion(name, kind, blocking=blocking, path=relpath, line=line, **fields)
@@ -84,7 +91,7 @@ def parse_assertion(
                 "a query assertion needs a name",
                 "write it as /* @assert my_check_name: SELECT ... */ returning the failing rows",
             )
-        query = parse_expression(body, dialect, path, file_text, check_line)
+        query = parse_expression(body, dialect, path, file_text, check_line, check_col)
         if not isinstance(query, exp.Query):
             raise fail("a query assertion must be one SELECT returning the failing rows")
         query_refs = tuple(ref for _, ref in table_refs(query, check_line - 1, dialect))
@@ -98,7 +105,7 @@ def parse_assertion(
         raw = " ".join(body[cut:].split()[1:]).replace(" %", "%")
         if " " in raw:
             raise fail(
-                f"`tolerate {raw}`: tolerate comes last",
+                f"`tolerate {quoted_text(raw)}`: tolerate comes last",
                 "write CHECK [where CONDITION] [tolerate N | tolerate P%]",
             )
         if not raw:
@@ -118,7 +125,12 @@ def parse_assertion(
     if where is not None:
         if not where:
             raise fail("`where` needs a condition")
-        where_expr = parse_expression(where, dialect, path, file_text, check_line)
+        where_expr = parse_expression(where, dialect, path, file_text, *at(len(body) - len(where)))
+        if isinstance(where_expr, exp.Query):
+            raise fail(
+                "`where` needs a condition, not a query",
+                "write CHECK where CONDITION, e.g. `amount >= 0 where status <> 'void'`",
+            )
         for call in where_expr.find_all(exp.Anonymous):
             if call.name.lower() in HISTORY_FUNCTIONS:
                 raise fail(
@@ -145,22 +157,23 @@ def parse_assertion(
             refs.append(TableRef(schema or None, model, line, 1))
         return ParsedAssertion(assertion, tuple(refs), tuple(columns))
 
-    expression = parse_expression(check, dialect, path, file_text, check_line)
+    expression = parse_expression(check, dialect, path, file_text, check_line, check_col)
     if isinstance(expression, exp.Query):
         raise fail("a check must be a boolean expression, not a query")
     if not isinstance(expression, exp.Condition) or isinstance(expression, exp.Alias):
-        raise fail(f"`{check}` is not a condition")
+        raise fail(f"`{quoted_text(check)}` is not a condition")
     if not _may_be_boolean(expression):
         raise fail(
-            f"`{check}` is a value, not a condition",
+            f"`{quoted_text(check)}` is a value, not a condition",
             "compare it with something, e.g. `amount > 0`, `row_count() > 0`, `flag IS TRUE`",
         )
     _check_history_calls(expression, check, fail, dialect)
+    _check_own_calls(expression, fail)
     aggregates, row_values = _aggregates(expression), _row_values(expression)
     if aggregates and row_values:
         raise fail(
-            f"`{check}` mixes aggregates ({aggregates[0].sql(dialect)}) with values of each row "
-            f"({row_values[0].sql(dialect)})",
+            f"`{quoted_text(check)}` mixes aggregates ({aggregates[0].sql(dialect)}) "
+            f"with values of each row ({row_values[0].sql(dialect)})",
             "a check holds for every row (`amount >= 0`) or for the table as a whole "
             "(`sum(amount) >= 0`); aggregate every column, or compare each row to a subquery",
         )
@@ -173,8 +186,8 @@ def parse_assertion(
         )
     if tolerate is not None and level is CheckKind.TABLE:
         raise fail(
-            f"`tolerate {tolerate}` allows failing rows, but `{check}` holds for the table as a "
-            "whole and has none",
+            f"`tolerate {tolerate}` allows failing rows, but `{quoted_text(check)}` holds for "
+            "the table as a whole and has none",
             "remove `tolerate`, or loosen the comparison, e.g. `row_count() >= 90`",
         )
     if where_sql is not None and level is CheckKind.TABLE and not aggregates:
@@ -196,13 +209,49 @@ def parse_assertion(
     return ParsedAssertion(assertion, tuple(refs), tuple(dict.fromkeys(columns)))
 
 
+def _positions(
+    text: str, body_at: int, file_text: str, line: int
+) -> Callable[[int], tuple[int, int | None]]:
+    """The file line and column of a character of the check, by its offset from where the check
+    starts (`body_at` in `text`, the directive's text, which starts on `line`). The column is
+    None where `text` is not the file's (Jinja rendered it, or the check came from elsewhere)."""
+    lines = file_text.split("\n")
+    first = text.split("\n")[0]
+    # the text runs to the end of its first line (or to the `*/` closing a block)
+    found = lines[line - 1].rfind(first) if first and 1 <= line <= len(lines) else -1
+
+    def at(offset: int) -> tuple[int, int | None]:
+        k = body_at + offset
+        newlines = text.count("\n", 0, k)
+        if newlines:
+            return line + newlines, k - text.rfind("\n", 0, k)
+        return line, found + k + 1 if found >= 0 else None
+
+    return at
+
+
+def _check_own_calls(expression: exp.Expr, fail: Fail) -> None:
+    """The four checks stand alone, and a call the database does not know whose name is close to
+    one of sqlops's is a typo: both are found now rather than when the query runs."""
+    for call in expression.find_all(exp.Anonymous):
+        name = call.name.lower()
+        if name in BUILTIN_CHECKS:
+            raise fail(
+                f"{name}() is a check of its own, not part of an expression",
+                f"write it alone: -- @assert {name}(...), and the rest as another assertion",
+            )
+        close = difflib.get_close_matches(name, OWN_FUNCTIONS, n=1, cutoff=0.85)
+        if close and name not in OWN_FUNCTIONS:
+            raise fail(f"unknown function `{call.name}()` (did you mean `{close[0]}()`?)")
+
+
 def _check_history_calls(expression: exp.Expr, check: str, fail: Fail, dialect: str) -> None:
     """prev(X) and anomaly(X [, Z]) take a value of the whole table: an aggregate, row_count()
     or a scalar subquery."""
     bare = expression.unnest() if isinstance(expression, exp.Paren) else expression
     if isinstance(bare, exp.Anonymous) and bare.name.lower() == "prev":
         raise fail(
-            f"`{check}` is a value, not a condition",
+            f"`{quoted_text(check)}` is a value, not a condition",
             "compare it, e.g. `row_count() >= 0.9 * prev(row_count())`",
         )
     for call in expression.find_all(exp.Anonymous):
@@ -328,7 +377,7 @@ def _tolerance(raw: str, fail: Fail) -> Tolerance:
         return Tolerance(count=count)
     except ValueError:
         raise fail(
-            f"`tolerate {raw}` is not a row count or a percentage",
+            f"`tolerate {quoted_text(raw)}` is not a row count or a percentage",
             "write `tolerate 10` (rows) or `tolerate 2.5%` (of the rows checked)",
         ) from None
 
@@ -367,7 +416,7 @@ def _split_args(inner: str, dialect: str) -> list[str]:
 def _column_name(arg: str, dialect: str) -> str | None:
     try:
         parsed = sqlglot.parse_one(arg, dialect=dialect)
-    except SqlglotError:
+    except (SqlglotError, RecursionError):  # nested too deeply is not a column name either
         return None
     if isinstance(parsed, exp.Column) and not parsed.table:
         return parsed.name
@@ -395,7 +444,7 @@ def _builtin(
         raise fail(f"{kind.value}() needs at least one column", f"write {usage}")
     first = _column_name(args[0], dialect)
     if first is None:
-        raise fail(f"`{args[0]}` is not a column name", f"write {usage}")
+        raise fail(f"`{quoted_text(args[0])}` is not a column name", f"write {usage}")
     columns: list[str] = [first]
     values: tuple[str, ...] = ()
     target = target_column = None
@@ -403,7 +452,7 @@ def _builtin(
         for arg in args[1:]:
             col = _column_name(arg, dialect)
             if col is None:
-                raise fail(f"`{arg}` is not a column name", f"write {usage}")
+                raise fail(f"`{quoted_text(arg)}` is not a column name", f"write {usage}")
             columns.append(col)
     elif kind is CheckKind.ACCEPTED_VALUES:
         if len(args) < 2:
@@ -412,7 +461,7 @@ def _builtin(
         for arg in args[1:]:
             try:
                 value = sqlglot.parse_one(arg, dialect=dialect)
-            except SqlglotError:
+            except (SqlglotError, RecursionError):
                 value = None
             if isinstance(value, exp.Null):
                 raise fail(
@@ -420,7 +469,7 @@ def _builtin(
                     "leave NULL out; to forbid NULLs add not_null(...)",
                 )
             if not isinstance(value, exp.Literal | exp.Boolean | exp.Neg | exp.Cast):
-                raise fail(f"`{arg}` is not a literal value", f"write {usage}")
+                raise fail(f"`{quoted_text(arg)}` is not a literal value", f"write {usage}")
             literals.append(value.sql(dialect))
         values = tuple(literals)
     else:
@@ -429,7 +478,7 @@ def _builtin(
         quoted = [p.strip() for p in args[1].split(".")]
         parts = [p.strip('"') if p.startswith('"') else normalize_name(p, dialect) for p in quoted]
         if len(parts) not in (2, 3) or not all(parts):
-            raise fail(f"`{args[1]}` is not `schema.model.column`", f"write {usage}")
+            raise fail(f"`{quoted_text(args[1])}` is not `schema.model.column`", f"write {usage}")
         target = ".".join(parts[:-1])
         target_column = parts[-1]
     return make(

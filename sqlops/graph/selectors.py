@@ -73,6 +73,10 @@ def _match(project: Project, core: str, selector: str) -> set[str]:
             "`state:modified` is dbt's name for what sqlops calls `changed`",
             hint="use changed (or changed+ for what is downstream)",
         )
+    if core in ("tag:", "path:"):
+        raise SelectorError(
+            f"selector `{selector}` names no {core[:-1]}", hint="e.g. tag:daily, path:models/marts"
+        )
     if core.startswith("tag:"):
         tag = core[4:]
         found = {n.id for n in nodes.values() if tag in n.tags}

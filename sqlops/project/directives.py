@@ -44,6 +44,16 @@ class Scanned:
 
 def scan(text: str, path: Path) -> Scanned:
     """Split a file into its directives and its body (the SQL, with directives blanked)."""
+    if "\x00" in text:
+        # sqlglot reads a NUL as a space: a file saved as UTF-16 would parse as `S E L E C T`
+        line, col = _position(text, text.index("\x00"))
+        raise ProjectError(
+            "the file has a NUL byte, which SQL text never has",
+            path=path,
+            line=line,
+            column=col,
+            hint="save the file as UTF-8 text (a file saved as UTF-16 has a NUL after each letter)",
+        )
     out = list(text)
     directives: list[Directive] = []
     i, n = 0, len(text)
