@@ -111,20 +111,21 @@ class PostgresEngine(Engine):
 
         # who holds it is told by the session's name: pid, host and command
         self.execute("SELECT set_config('application_name', ?, false)", (holder[:63],))
-        if self.query("SELECT pg_try_advisory_lock(?, ?)", _LOCK).rows[0][0]:
-            return None
-        rows = self.query(
-            "SELECT a.pid, a.application_name, a.backend_start FROM pg_locks AS l "
-            "JOIN pg_stat_activity AS a ON a.pid = l.pid "
-            "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = ? AND l.objid = ? "
-            "AND l.objsubid = 2 AND l.database = "
-            "(SELECT oid FROM pg_database WHERE datname = current_database())",
-            _LOCK,
-        ).rows
-        if not rows:  # let go in between
-            return self.try_lock(holder)
-        session, name, started = rows[0]
-        return parse_holder(str(name or ""), started, int(session))
+        for _ in range(3):  # the holder may let go between the two queries: try again
+            if self.query("SELECT pg_try_advisory_lock(?, ?)", _LOCK).rows[0][0]:
+                return None
+            rows = self.query(
+                "SELECT a.pid, a.application_name, a.backend_start FROM pg_locks AS l "
+                "JOIN pg_stat_activity AS a ON a.pid = l.pid "
+                "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = ? AND l.objid = ? "
+                "AND l.objsubid = 2 AND l.database = "
+                "(SELECT oid FROM pg_database WHERE datname = current_database())",
+                _LOCK,
+            ).rows
+            if rows:
+                session, name, started = rows[0]
+                return parse_holder(str(name or ""), started, int(session))
+        return parse_holder("", None, None)  # held by a session this role cannot see
 
     def end_session(self, session: int) -> None:
         self.query("SELECT pg_terminate_backend(?)", (session,))
