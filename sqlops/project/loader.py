@@ -299,6 +299,7 @@ class _Loader:
 
         def read_again(node_id: str) -> None:
             path = nodes[node_id].path
+            _check_inside(path, self.root)  # listed by an earlier load: a symlink may have moved
             item = self._model(path) if nodes[node_id].kind is Kind.MODEL else self._test(path)
             items[node_id] = item
             nodes[node_id], ast_keys[node_id] = self._link(item, resolver, nodes)
@@ -469,7 +470,6 @@ class _Loader:
         self, path: Path, kind: Kind, folder: str
     ) -> tuple[str, Node, Scanned, list[ParsedAssertion]]:
         """Read a SQL file of a model, source or test: its node, directives and assertions."""
-        _check_inside(path, self.root)  # again: patch() reads files _files listed before
         text = _read(path)
         if kind is Kind.TEST:
             schema, name = "", self._norm(str(path.relative_to(self.root / folder).with_suffix("")))
