@@ -108,6 +108,17 @@ class Engine(ABC):
     @abstractmethod
     def fork(self) -> Engine: ...
 
+    def insert_rows(self, table: str, rows: Sequence[Sequence[Any]], chunk: int = 200) -> None:
+        """INSERT `rows` (each a full row, in the table's column order) into `table`, already
+        quoted, in as few statements as the engine allows."""
+        for start in range(0, len(rows), chunk):
+            part = rows[start : start + chunk]
+            marks = "(" + ", ".join("?" * len(part[0])) + ")"
+            self.execute(
+                f"INSERT INTO {table} VALUES " + ", ".join([marks] * len(part)),
+                [value for row in part for value in row],
+            )
+
     @abstractmethod
     def close(self) -> None: ...
 

@@ -100,11 +100,8 @@ def _storage(node: Node) -> str:
 
 
 def _hash(parts: list[str]) -> str:
-    digest = hashlib.sha256()
-    for part in parts:
-        digest.update(part.encode())
-        digest.update(b"\x00")
-    return digest.hexdigest()
+    # each part followed by a NUL, hashed in one call
+    return hashlib.sha256("".join([f"{part}\x00" for part in parts]).encode()).hexdigest()
 
 
 def assertions_hash(node: Node, fingerprints_of: dict[str, str]) -> str:

@@ -235,18 +235,11 @@ class History:
         self._insert("node_results", nodes)
         self._insert("assertion_results", checks)
 
-    def _insert(self, table: str, rows: Sequence[Sequence[Any]], chunk: int = 200) -> None:
-        for start in range(0, len(rows), chunk):
-            # messages, samples and measured values may quote a secret (a failed cast of one)
-            part = [
-                [scrub(v) if isinstance(v, str) else v for v in row]
-                for row in rows[start : start + chunk]
-            ]
-            marks = "(" + ", ".join("?" * len(part[0])) + ")"
-            self.engine.execute(
-                f"INSERT INTO {self._t(table)} VALUES " + ", ".join([marks] * len(part)),
-                [value for row in part for value in row],
-            )
+    def _insert(self, table: str, rows: Sequence[Sequence[Any]]) -> None:
+        # messages, samples and measured values may quote a secret (a failed cast of one)
+        self.engine.insert_rows(
+            self._t(table), [[scrub(v) if isinstance(v, str) else v for v in row] for row in rows]
+        )
 
     # -- the series of prev() and anomaly() -----------------------------------------------------
 
@@ -351,18 +344,13 @@ class History:
     ) -> None:
         """Record each source's row count and data stamp. Call inside a transaction."""
         stamp = now()
-        values: list[Any] = []
+        values: list[list[Any]] = []
         for node_id, (rows, data_stamp) in sorted(observed.items()):
             before = seen.get(node_id)
             unchanged = before is not None and before.stamp == data_stamp and before.changed_at
             changed_at = before.changed_at[0] if unchanged and before else stamp
-            values += [run_id, env, node_id, stamp, rows, data_stamp, changed_at]
-        if values:
-            self.engine.execute(
-                f"INSERT INTO {self._t('source_observations')} VALUES "
-                + ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(observed)),
-                values,
-            )
+            values.append([run_id, env, node_id, stamp, rows, data_stamp, changed_at])
+        self.engine.insert_rows(self._t("source_observations"), values)
 
     # -- incidents --------------------------------------------------------------------------------
 

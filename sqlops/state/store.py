@@ -245,14 +245,22 @@ class StateStore:
                 f"DELETE FROM {self._t('versions')} WHERE {keys}",
                 [value for v in part for value in (v.node, v.fingerprint)],
             )
-            values: list[object] = []
-            for v in part:
-                values += [v.node, v.fingerprint, v.physical.schema, v.physical.name]
-                values += [v.relation_kind, v.status, v.assertions_hash, v.row_count, stamp]
-            self.engine.execute(
-                f"INSERT INTO {self._t('versions')} VALUES "
-                + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(part)),
-                values,
+            self.engine.insert_rows(
+                self._t("versions"),
+                [
+                    (
+                        v.node,
+                        v.fingerprint,
+                        v.physical.schema,
+                        v.physical.name,
+                        v.relation_kind,
+                        v.status,
+                        v.assertions_hash,
+                        v.row_count,
+                        stamp,
+                    )
+                    for v in part
+                ],
             )
 
     # -- environments ---------------------------------------------------------------------------
@@ -286,17 +294,10 @@ class StateStore:
                 f"({', '.join('?' * len(chunk))})",
                 [env, *chunk],
             )
-        items = sorted(changed.items())
-        for start in range(0, len(items), 500):
-            rows = items[start : start + 500]
-            values: list[object] = []
-            for node, definition in rows:
-                values += [env, node, definition]
-            self.engine.execute(
-                f"INSERT INTO {self._t('definitions')} VALUES "
-                + ", ".join(["(?, ?, ?)"] * len(rows)),
-                values,
-            )
+        self.engine.insert_rows(
+            self._t("definitions"),
+            [[env, node, definition] for node, definition in sorted(changed.items())],
+        )
 
     def served(self) -> set[Relation]:
         """Every physical relation some environment points at."""
@@ -331,12 +332,21 @@ class StateStore:
         stamp = now()
         if deployed:
             self.retire(env, [d.node for d in deployed])
-            rows = ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(deployed))
-            values: list[object] = []
-            for d in deployed:
-                values += [env, d.node, d.fingerprint, d.physical.schema, d.physical.name]
-                values += [d.relation_kind, stamp]
-            self.engine.execute(f"INSERT INTO {self._t('environments')} VALUES {rows}", values)
+            self.engine.insert_rows(
+                self._t("environments"),
+                [
+                    (
+                        env,
+                        d.node,
+                        d.fingerprint,
+                        d.physical.schema,
+                        d.physical.name,
+                        d.relation_kind,
+                        stamp,
+                    )
+                    for d in deployed
+                ],
+            )
         last = self.engine.query(f"SELECT max(id) FROM {self._t('deployments')}").rows[0][0]
         deployment_id = int(last or 0) + 1
         self.engine.execute(
