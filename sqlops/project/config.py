@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import re
@@ -298,7 +299,7 @@ def load_config(root: Path) -> ProjectConfig:
         if level not in MONITOR_LEVELS:
             raise ConfigError(
                 f"[monitor] {key} must be one of {', '.join(MONITOR_LEVELS)}, not "
-                f"{json.dumps(level)}",
+                f"{_as_toml(level)}",
                 path=path,
                 line=_line_of(path, key, text),
                 hint=f'write {key} = "warn" (report), "error" (block) or "off"',
@@ -405,3 +406,18 @@ def _toml_position(message: str) -> tuple[int | None, int | None]:
     if not match:
         return None, None
     return int(match.group(1)), int(match.group(2))
+
+
+def _as_toml(value: object) -> str:
+    """A TOML value as sqlops.toml writes it, for a message (dates and times unquoted)."""
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, list):
+        return "[" + ", ".join(_as_toml(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "a table"
+    return str(value)

@@ -438,6 +438,13 @@ class _Loader:
     def _split(self, path: Path, folder: str) -> tuple[str, str]:
         parts = path.relative_to(self.root / folder).parts
         schema = self._norm(parts[0]) if len(parts) > 1 else self.default_schema
+        if len(parts) > 1 and "." in parts[0]:
+            raise ProjectError(
+                f"`{folder}/{parts[0]}`: a dot in a schema folder would make "
+                f"`{parts[0]}.{path.stem}` name a table of database `{parts[0].split('.')[0]}`",
+                path=path,
+                hint="use letters, digits and _ in folder names",
+            )
         if "." in path.stem:
             raise ProjectError(
                 f"`{path.name}`: a dot in a file name would make `{schema}.{path.stem}` look like "
@@ -595,7 +602,17 @@ class _Loader:
                     hint="move or copy the file into the project folder (e.g. data/) and give "
                     "its path relative to that folder; a symlink must point inside it too",
                 )
-            if not location.is_file():
+            try:
+                found = location.is_file()
+            except OSError as exc:  # a path the system refuses (too long, ...)
+                raise ProjectError(
+                    f"@location `{node.location[:80]}{'...' if len(node.location) > 80 else ''}` "
+                    f"cannot be read: {exc.strerror or exc}",
+                    path=path,
+                    line=line,
+                    hint="give a shorter path, relative to the project folder (e.g. data/x.csv)",
+                ) from None
+            if not found:
                 raise ProjectError(
                     f"@location file `{node.location}` does not exist",
                     path=path,
@@ -650,7 +667,8 @@ class _Loader:
     def _test(self, path: Path) -> _Parsed:
         text, node, scanned, parsed_assertions = self._start(path, Kind.TEST, "tests")
         name = node.name
-        body = self.renderer.render(scanned.body, path, None)
+        # the body has its directives blanked, line for line: errors show the file as written
+        body = self.renderer.render(scanned.body, path, None, file_text=text)
         statements = parse_statements(body, self.dialect, path, text) if body.strip() else []
         if statements:
             query = statements[0]
@@ -696,7 +714,7 @@ class _Loader:
 
     def _parse(self, body: str, node: Node, text: str) -> tuple[list[exp.Expr], str, LineMap]:
         """Render and parse a body: its statements, the rendered SQL, and where lines came from."""
-        rendered = self.renderer.render(body, node.path, (node.schema, node.name))
+        rendered = self.renderer.render(body, node.path, (node.schema, node.name), file_text=text)
         lines = line_map(body, rendered)
         key = content_key("parse", self.dialect, rendered)
         cached = self.cache.get(key)

@@ -472,27 +472,22 @@ def test_column_names_with_a_semicolon_load(tmp_path: Path, files: Files) -> Non
     assert run.code == 0, run.stderr
 
 
-@pytest.mark.xfail(
-    raises=AssertionError,
-    strict=True,
-    reason="bug: sqlops/project/loader.py (_split) refuses a dot in a file name but not in a "
-    "folder name: models/a.b/x.sql becomes relation `a.b.x`, which no model can read (three "
-    "parts name a database)",
-)
 def test_a_dot_in_a_schema_folder_is_an_error(tmp_path: Path) -> None:
     run = sqlops(write(tmp_path / "proj", {"models/a.b/x.sql": "SELECT 1 AS a\n"}), ("ls",))
     assert run.code == 2, run.stdout
-    assert run.stderr.startswith("error: models/a.b/x.sql: "), run.stderr
+    assert run.stderr.startswith(
+        "error: models/a.b/x.sql: `models/a.b`: a dot in a schema folder would make `a.b.x` name "
+        "a table of database `a`"
+    ), run.stderr
+    assert "to fix this: use letters, digits and _ in folder names" in run.stderr
 
 
-@pytest.mark.xfail(
-    raises=AssertionError,
-    strict=True,
-    reason="bug: sqlops/project/loader.py (_source) calls Path.is_file() on the @location path, "
-    "which raises OSError (File name too long) past PATH_MAX: `internal error: OSError`",
-)
 def test_a_location_path_too_long_for_the_system_is_an_error(tmp_path: Path) -> None:
     source = "-- @location data/" + "x" * 5000 + ".csv\nCREATE TABLE raw.customers (id INTEGER)\n"
     run = sqlops(write(tmp_path / "proj", {"sources/raw/customers.sql": source}), ("ls",))
     assert "internal error" not in run.stderr, run.stderr[:300]
-    assert run.stderr.startswith("error: sources/raw/customers.sql:1: "), run.stderr[:300]
+    assert run.stderr.startswith("error: sources/raw/customers.sql:1: @location `data/xxx"), (
+        run.stderr[:300]
+    )
+    assert "cannot be read: File name too long" in run.stderr, run.stderr[:300]
+    assert run.code == 2

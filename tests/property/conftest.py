@@ -17,7 +17,6 @@ import math
 import os
 import re
 import tempfile
-import tomllib
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager, redirect_stderr
 from datetime import date, datetime
@@ -30,7 +29,7 @@ from hypothesis import strategies as st
 from sqlglot import exp
 
 from sqlops.errors import SqlopsError
-from sqlops.project.directives import KEYWORDS, scan
+from sqlops.project.directives import KEYWORDS
 from sqlops.project.loader import Project, load_project
 
 _SLOW_IS_FINE = [
@@ -142,10 +141,7 @@ def check_user_error(err: SqlopsError, root: Path | None, blamed: Collection[str
             assert 1 <= err.line <= text.count("\n") + 1, f"line {err.line} is past the end: {err}"
             if err.snippet and " | " in err.snippet:
                 shown = err.snippet.split("\n")[0].split(" | ", 1)[1]
-                # known bug (test_fuzz_models.py): a Jinja error shows its line as the directive
-                # scanner left it, directives blanked
-                as_written, blanked = text.split("\n"), _blanked(text, err.path)
-                assert shown in (as_written[err.line - 1], blanked[err.line - 1]), (
+                assert shown == text.split("\n")[err.line - 1], (
                     f"the snippet shows another line: {err}"
                 )
         if err.column is not None:
@@ -160,13 +156,6 @@ def count(outcome: str) -> None:
     """Tally an outcome for --hypothesis-show-statistics (also called from plain tests)."""
     if currently_in_test_context():
         event(outcome)
-
-
-def _blanked(text: str, path: Path) -> list[str]:
-    try:
-        return scan(text, path).body.split("\n")
-    except SqlopsError:
-        return text.split("\n")
 
 
 def _text_as_loaded(path: Path) -> str:
@@ -776,21 +765,4 @@ def trips_the_column_name_bug(seed: bytes) -> bool:
             return True
         if not isinstance(parsed, exp.Identifier) or parsed.name != name:
             return True
-    return False
-
-
-def trips_the_monitor_level_bug(settings_file: str | bytes) -> bool:
-    """A [monitor] level that is a TOML date or time: sqlops/project/config.py crashes writing it
-    into its message with json.dumps (test_fuzz_config.py documents it)."""
-    try:
-        text = settings_file.decode("utf-8") if isinstance(settings_file, bytes) else settings_file
-        monitor = tomllib.loads(text.removeprefix("\ufeff")).get("monitor")
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
-        return False
-    if not isinstance(monitor, dict):
-        return False
-    try:
-        json.dumps([monitor.get("source_volume"), monitor.get("source_freshness")])
-    except (TypeError, ValueError):
-        return True
     return False

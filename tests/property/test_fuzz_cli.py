@@ -27,7 +27,6 @@ from tests.property.conftest import (
     queries,
     settings_files,
     trips_the_column_name_bug,
-    trips_the_monitor_level_bug,
 )
 
 
@@ -73,7 +72,7 @@ seeds = st.one_of(
 )
 projects = st.fixed_dictionaries(
     {MODEL: model_texts, "seeds/ref/codes.csv": seeds},
-    optional={"sqlops.toml": settings_files.filter(lambda t: not trips_the_monitor_level_bug(t))},
+    optional={"sqlops.toml": settings_files},
 )
 COMMANDS = (
     ("ls",),

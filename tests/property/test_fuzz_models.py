@@ -134,13 +134,6 @@ def test_a_star_over_a_repeated_column_grouped_by_position_loads_or_gives_an_err
     load_or_user_error({MODEL: model}, {MODEL})
 
 
-@pytest.mark.xfail(
-    raises=AssertionError,
-    strict=True,
-    reason="bug: sqlops/project/loader.py (_parse) renders the body with its directives blanked "
-    "and passes no file_text to Renderer.render, so a Jinja error's snippet shows the line "
-    "without its directives",
-)
 def test_a_jinja_error_shows_its_line_as_written() -> None:
     model = "SELECT {{ 1 / 0 }} AS a  -- @tags x\n"
     with project({MODEL: model}) as root, pytest.raises(ProjectError) as info:
