@@ -257,6 +257,39 @@ def normalize_name(name: str, dialect: str, quoted: bool = False) -> str:
     return str(normalize_identifiers(ident, dialect=dialect).name)
 
 
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@functools.lru_cache(maxsize=65536)
+def _schema_key(name: str, dialect: str) -> str:
+    if _PLAIN_NAME.fullmatch(name):
+        return name
+    try:
+        parsed = exp.parse_identifier(name, dialect=dialect)
+    except (SqlglotError, TypeError, ValueError):
+        parsed = None
+    if isinstance(parsed, exp.Identifier) and parsed.name == name and not parsed.quoted:
+        return name
+    return exp.to_identifier(name, quoted=True).sql(dialect)
+
+
+def schema_for_sqlglot(schema: dict[str, object], dialect: str) -> dict[str, object]:
+    """`{schema: {table: {column: type}}}` with each name as sqlglot's schema reads it.
+
+    sqlglot parses every key of a schema as SQL, so a name that SQL reads otherwise (`a;b`, `?`,
+    `a--b`, `'x'`: a seed's header can hold anything) is given quoted, as a name."""
+    result: dict[str, object] = {}
+    for schema_name, tables in schema.items():
+        assert isinstance(tables, dict)
+        result[_schema_key(schema_name, dialect)] = {
+            _schema_key(table, dialect): {
+                _schema_key(column, dialect): kind for column, kind in columns.items()
+            }
+            for table, columns in tables.items()
+        }
+    return result
+
+
 def table_refs(
     expression: exp.Expr, line_offset: int = 0, dialect: str | None = None
 ) -> list[tuple[exp.Table, TableRef]]:

@@ -11,6 +11,7 @@ from sqlglot.optimizer.qualify import qualify
 
 from sqlops.errors import ProjectError
 from sqlops.project.definition import Kind, Node
+from sqlops.syntax import schema_for_sqlglot
 
 if TYPE_CHECKING:
     from sqlops.project.loader import Project
@@ -67,7 +68,7 @@ def expand_stars(query: exp.Expr, project: Project, node: Node) -> exp.Expr:
     try:
         expanded = qualify(
             query.copy(),
-            schema=schema,
+            schema=schema_for_sqlglot(schema, project.dialect),
             dialect=project.dialect,
             expand_stars=True,
             validate_qualify_columns=False,

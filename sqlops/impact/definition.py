@@ -20,7 +20,7 @@ from sqlops.graph.lineage import short_hash
 from sqlops.project.cache import ParseCache, content_key
 from sqlops.project.columns import qualified_copy
 from sqlops.project.definition import Kind, Node
-from sqlops.syntax import normalize_name, outer_select
+from sqlops.syntax import normalize_name, outer_select, schema_for_sqlglot
 
 if TYPE_CHECKING:
     from sqlops.project.loader import Project
@@ -261,7 +261,11 @@ class _Types:
         ast = project.asts[node.id]
         try:
             qualified = qualified_copy(ast, schema, project.dialect)
-            typed = annotate_types(qualified, schema=schema, dialect=project.dialect)
+            typed = annotate_types(
+                qualified,
+                schema=schema_for_sqlglot(schema, project.dialect),
+                dialect=project.dialect,
+            )
         except (SqlglotError, KeyError, ValueError):
             return {}
         outer = outer_select(typed)

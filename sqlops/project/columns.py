@@ -24,7 +24,13 @@ from sqlops.graph.lineage import (
 from sqlops.project.cache import ParseCache, content_key
 from sqlops.project.definition import Column, Kind, Node
 from sqlops.project.resolve import Resolver
-from sqlops.syntax import TableRef, normalize_name, outer_select, selects_star
+from sqlops.syntax import (
+    TableRef,
+    normalize_name,
+    outer_select,
+    schema_for_sqlglot,
+    selects_star,
+)
 
 
 @dataclass(frozen=True)
@@ -109,7 +115,7 @@ def qualified_copy(ast: exp.Expr, schema: dict[str, object], dialect: str) -> ex
     """
     qualified = qualify(
         ast.copy(),
-        schema=schema,
+        schema=schema_for_sqlglot(schema, dialect),
         dialect=dialect,
         validate_qualify_columns=False,
         quote_identifiers=False,

@@ -459,13 +459,6 @@ def test_the_installed_command_prints_the_same(tmp_path: Path, case: str) -> Non
         ),
     ],
 )
-@pytest.mark.xfail(
-    raises=AssertionError,
-    strict=True,
-    reason="bug: sqlops/project/columns.py gives sqlglot's qualify column names as strings, which "
-    "sqlglot parses as SQL: `internal error: TypeError: sqlglot.expressions.core.Identifier "
-    "object expected; got sqlglot.expressions.query.Block`",
-)
 def test_column_names_with_a_semicolon_load(tmp_path: Path, files: Files) -> None:
     run = sqlops(write(tmp_path / "proj", files), ("ls",))
     assert "internal error" not in run.stderr, run.stderr

@@ -10,7 +10,6 @@ fresh random seed each time; `ci` is derandomized, so a test run is reproducible
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import math
@@ -26,7 +25,6 @@ from typing import Any
 
 from hypothesis import HealthCheck, currently_in_test_context, event, settings
 from hypothesis import strategies as st
-from sqlglot import exp
 
 from sqlops.errors import SqlopsError
 from sqlops.project.directives import KEYWORDS
@@ -746,23 +744,3 @@ def csv_seeds(draw: st.DrawFn) -> bytes:
     if draw(st.integers(0, 9)) == 0:
         text += newline + "," * 50_000
     return _spoil(text.encode("utf-8"), *draw(_spoilers))
-
-
-def trips_the_column_name_bug(seed: bytes) -> bool:
-    """A header name that sqlglot reads as SQL rather than as a name (`a;b`, `?`, `:a`, `a--b`,
-    `'x'`): sqlops/project/columns.py hands seed column names to sqlglot as strings, which then
-    crashes or names another column (test_fuzz_seeds.py documents it). Properties that read seeds
-    leave these out, so that they can find other bugs."""
-    try:
-        lines = seed.decode("utf-8-sig").splitlines()
-        names = next(csv.reader(lines), [])
-    except (UnicodeDecodeError, csv.Error):
-        return False  # the loader refuses the seed before any model reads it
-    for name in (n.strip() for n in names):
-        try:
-            parsed = exp.parse_identifier(name, dialect="duckdb")
-        except Exception:
-            return True
-        if not isinstance(parsed, exp.Identifier) or parsed.name != name:
-            return True
-    return False
