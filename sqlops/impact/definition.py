@@ -266,8 +266,8 @@ class _Types:
                 schema=schema_for_sqlglot(schema, project.dialect),
                 dialect=project.dialect,
             )
-        except (SqlglotError, KeyError, ValueError):
-            return {}
+        except (SqlglotError, KeyError, ValueError, AssertionError, RecursionError):
+            return {}  # the types are unknown (see analyze_model)
         outer = outer_select(typed)
         found: dict[str, str] = {}
         if outer is not None:

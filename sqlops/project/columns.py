@@ -84,7 +84,10 @@ def analyze_model(
             pass  # a damaged entry is only a cache miss
     try:
         qualified = qualified_copy(ast, schema, dialect)
-    except (SqlglotError, KeyError, ValueError):
+    except (SqlglotError, KeyError, ValueError, AssertionError):
+        # sqlglot asserts its own invariants (a star over two columns of one name, grouped by
+        # position): columns it cannot work out are unknown, and fingerprints fall back to the
+        # whole model (never less safe)
         missing = find_missing_column(ast, nodes, dialect)
         if missing is not None:
             raise missing from None

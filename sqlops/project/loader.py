@@ -401,6 +401,25 @@ class _Loader:
     ) -> None:
         """A node once its upstream is settled: a model's columns, lineage and canonical SQL;
         then its assertions' columns are checked."""
+        try:
+            self._settle_node(item, nodes, asts, ast_key, lineage, resolver)
+        except RecursionError:  # sqlglot walks a query's tree a level a call
+            raise ProjectError(
+                "the query nests too deeply for sqlops to analyse (hundreds of levels of "
+                "subqueries, calls or set operations)",
+                path=item.node.path,
+                hint="move inner levels into CTEs or models of their own",
+            ) from None
+
+    def _settle_node(
+        self,
+        item: _Parsed,
+        nodes: dict[str, Node],
+        asts: Mapping[str, exp.Expr],
+        ast_key: str,
+        lineage: MutableMapping[str, Lineage],
+        resolver: Resolver,
+    ) -> None:
         node_id = item.node.id
         node = nodes[node_id]
         if node.kind is Kind.MODEL:

@@ -97,38 +97,23 @@ def test_a_file_of_any_name_loads_or_its_error_names_it(folder: str, parts: list
     load_or_user_error({relpath: content}, {relpath})
 
 
-def lineage_recursion(where: str) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(
-        raises=RecursionError,
-        strict=True,
-        reason=f"bug: RecursionError escapes from sqlops/graph/lineage.py ({where})",
-    )
-
-
 # Nesting this deep is rare in a real project, and must still give an error, not a crash.
 @pytest.mark.parametrize(
     ("shape", "depth"),
     [
         ("parentheses", 500),
         ("cases", 500),
-        pytest.param("functions", 500, marks=lineage_recursion("_Walker._sql")),
-        pytest.param("subqueries", 500, marks=lineage_recursion("_Walker._resolve")),
-        pytest.param("in_subqueries", 300, marks=lineage_recursion("_Walker._names")),
-        pytest.param("ctes", 500, marks=lineage_recursion("_Walker._resolve")),
-        pytest.param("unions", 500, marks=lineage_recursion("_Walker._column_at")),
+        ("functions", 500),
+        ("subqueries", 500),
+        ("in_subqueries", 300),
+        ("ctes", 500),
+        ("unions", 500),
     ],
 )
 def test_a_query_nested_hundreds_deep_loads_or_gives_an_error(shape: str, depth: int) -> None:
     load_or_user_error({MODEL: deep_query(shape, depth)}, {MODEL})
 
 
-@pytest.mark.xfail(
-    raises=AssertionError,
-    strict=True,
-    reason="bug: sqlglot's qualify asserts (`* is not Alias`) on a star over a subquery with two "
-    "columns of one name, grouped by position; sqlops/project/columns.py (analyze_model) catches "
-    "SqlglotError, KeyError and ValueError, not AssertionError",
-)
 def test_a_star_over_a_repeated_column_grouped_by_position_loads_or_gives_an_error() -> None:
     model = "SELECT * FROM (SELECT id, id FROM raw.x) AS s GROUP BY 1\n"
     load_or_user_error({MODEL: model}, {MODEL})
