@@ -279,8 +279,13 @@ def _run_steps(
     try:
         with ThreadPoolExecutor(max_workers=len(engines)) as pool:
             while ready or running or finished:
-                while ready and free:
-                    step = plan.steps[heapq.heappop(ready)]
+                while ready:
+                    step = plan.steps[ready[0]]
+                    # a reused version runs no statement: no thread to hand it to and wait on
+                    inline = step.action is Action.REUSE
+                    if not (free or inline):
+                        break
+                    heapq.heappop(ready)
                     culprit = next((d for d in deps[step.node_id] if not results[d].ok), None)
                     if culprit is not None:
                         skipped = NodeResult(
@@ -291,6 +296,11 @@ def _run_steps(
                         )
                         settle(step, skipped)
                         finished.append((step, skipped))
+                        continue
+                    if inline:
+                        reused = _run_step(project, engines[0], relations, step, served, watch)
+                        settle(step, reused)
+                        finished.append((step, reused))
                         continue
                     worker = free.pop()
                     listener("start", step.node_id, None)
