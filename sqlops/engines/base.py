@@ -6,7 +6,7 @@ import os
 import signal
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -187,11 +187,23 @@ class Engine(ABC):
 
     def relations(self, schema: str) -> dict[str, str]:
         """The tables and views in a schema: name -> "table" or "view"."""
-        rows = self.query(
-            "SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = ?",
-            (schema,),
-        ).rows
-        return {str(r[0]): "view" if r[1] == "VIEW" else "table" for r in rows}
+        return self.relations_in([schema])[schema]
+
+    def relations_in(self, schemas: Iterable[str]) -> dict[str, dict[str, str]]:
+        """`relations` of each schema, in one catalog query (a query each costs 5 to 10 ms
+        on a DuckDB file of a thousand tables)."""
+        wanted = sorted(set(schemas))
+        found: dict[str, dict[str, str]] = {schema: {} for schema in wanted}
+        for start in range(0, len(wanted), 500):
+            part = wanted[start : start + 500]
+            rows = self.query(
+                "SELECT table_schema, table_name, table_type FROM information_schema.tables "
+                f"WHERE table_schema IN ({', '.join('?' * len(part))})",
+                part,
+            ).rows
+            for schema, name, kind in rows:
+                found[str(schema)][str(name)] = "view" if kind == "VIEW" else "table"
+        return found
 
     def schemas(self) -> set[str]:
         """The names of every schema of the database."""

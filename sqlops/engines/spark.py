@@ -16,7 +16,7 @@ import logging
 import os
 import threading
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -136,6 +136,9 @@ class SparkEngine(Engine):
         yield  # Spark has none: each statement stands alone
 
     # -- the catalog ------------------------------------------------------------------------------
+
+    def relations_in(self, schemas: Iterable[str]) -> dict[str, dict[str, str]]:
+        return {schema: self.relations(schema) for schema in sorted(set(schemas))}
 
     def relations(self, schema: str) -> dict[str, str]:
         try:

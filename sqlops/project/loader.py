@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import os
 import re
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -401,55 +402,38 @@ class _Loader:
     ) -> None:
         """A node once its upstream is settled: a model's columns, lineage and canonical SQL;
         then its assertions' columns are checked."""
-        try:
-            self._settle_node(item, nodes, asts, ast_key, lineage, resolver)
-        except RecursionError:  # sqlglot walks a query's tree a level a call
-            raise ProjectError(
-                "the query nests too deeply for sqlops to analyse (hundreds of levels of "
-                "subqueries, calls or set operations)",
-                path=item.node.path,
-                hint="move inner levels into CTEs or models of their own",
-            ) from None
-
-    def _settle_node(
-        self,
-        item: _Parsed,
-        nodes: dict[str, Node],
-        asts: Mapping[str, exp.Expr],
-        ast_key: str,
-        lineage: MutableMapping[str, Lineage],
-        resolver: Resolver,
-    ) -> None:
-        node_id = item.node.id
-        node = nodes[node_id]
-        if node.kind is Kind.MODEL:
-            try:
-                analysis = analyze_model(
-                    node,
-                    asts[node_id],
-                    nodes,
-                    self.dialect,
-                    self.cache,
-                    lineage=self.with_lineage,
-                    ast_key=ast_key,
-                )
-            except MissingColumn as missing:
-                error = missing_column_error(
-                    missing, item.node.path, item.text, item.lines, nodes.get(missing.node_id)
-                )
-                self.broken.append((node_id, missing.node_id, missing.column, error))
-                analysis = Analysis(None, None)
-            if analysis.lineage is not None:
-                lineage[node_id] = analysis.lineage
-            # quoting every identifier makes `id` and `"id"` the same where the dialect does
-            canonical_key = content_key("canonical", ast_key)
-            canonical = self.cache.get(canonical_key)
-            if not isinstance(canonical, str):
-                canonical = normalize_identifiers(asts[node_id].copy(), dialect=self.dialect).sql(
-                    self.dialect, comments=False, identify=True
-                )
-                self.cache.put(canonical_key, canonical)
-            node = nodes[node_id] = replace(node, columns=analysis.columns, canonical=canonical)
+        # sqlglot walks a query's tree a level a call: hundreds of levels are too many
+        with _not_too_deep(item.node.path):
+            node_id = item.node.id
+            node = nodes[node_id]
+            if node.kind is Kind.MODEL:
+                try:
+                    analysis = analyze_model(
+                        node,
+                        asts[node_id],
+                        nodes,
+                        self.dialect,
+                        self.cache,
+                        lineage=self.with_lineage,
+                        ast_key=ast_key,
+                    )
+                except MissingColumn as missing:
+                    error = missing_column_error(
+                        missing, item.node.path, item.text, item.lines, nodes.get(missing.node_id)
+                    )
+                    self.broken.append((node_id, missing.node_id, missing.column, error))
+                    analysis = Analysis(None, None)
+                if analysis.lineage is not None:
+                    lineage[node_id] = analysis.lineage
+                # quoting every identifier makes `id` and `"id"` the same where the dialect does
+                canonical_key = content_key("canonical", ast_key)
+                canonical = self.cache.get(canonical_key)
+                if not isinstance(canonical, str):
+                    canonical = normalize_identifiers(
+                        asts[node_id].copy(), dialect=self.dialect
+                    ).sql(self.dialect, comments=False, identify=True)
+                    self.cache.put(canonical_key, canonical)
+                node = nodes[node_id] = replace(node, columns=analysis.columns, canonical=canonical)
         validate_assertions(node, item.assertions, item.text, nodes, resolver, self.dialect)
 
     # -- one file of each kind --------------------------------------------------------------
@@ -888,3 +872,17 @@ def _read(path: Path) -> str:
 
 def _hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@contextlib.contextmanager
+def _not_too_deep(path: Path) -> Iterator[None]:
+    """A RecursionError of sqlglot's as the error of the model whose query nests too deeply."""
+    try:
+        yield
+    except RecursionError:
+        raise ProjectError(
+            "the query nests too deeply for sqlops to analyse (hundreds of levels of "
+            "subqueries, calls or set operations)",
+            path=path,
+            hint="move inner levels into CTEs or models of their own",
+        ) from None

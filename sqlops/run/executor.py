@@ -41,12 +41,11 @@ def plan_build(project: Project, engine: Engine, env: str, selected: list[str]) 
     store = StateStore(engine)
     deployed = store.environment(env)
     _check_sources_read_in_place(project, engine, store)
+    sandboxes = {physical_relation(n, "").schema for n in project.nodes.values() if n.is_versioned}
     existing = {
         (schema, name)
-        for schema in {
-            physical_relation(n, "").schema for n in project.nodes.values() if n.is_versioned
-        }
-        for name in engine.relations(schema)
+        for schema, relations in engine.relations_in(sandboxes).items()
+        for name in relations
     }
     plan = make_plan(
         project,
@@ -594,10 +593,7 @@ def _promote(
         if full
         else []
     )
-    present: dict[str, dict[str, str]] = {}
-    for view in views.values():
-        if view.schema not in present:
-            present[view.schema] = engine.relations(view.schema)
+    present = engine.relations_in(view.schema for view in views.values())
     intact = all(views[d.node].name in present[views[d.node].schema] for d in deployed)
     recorded = store.definitions(plan.env)
     forget = [n for n in recorded if n not in project.nodes] if full else []

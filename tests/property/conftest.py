@@ -5,7 +5,8 @@ the file at fault, says what is wrong, and points inside that file. Anything els
 RecursionError, an error with no path) is a bug, shrunk by hypothesis to a small reproduction.
 
 `HYPOTHESIS_PROFILE=campaign` runs many more examples than the test suite's `ci` profile, with a
-fresh random seed each time; `ci` is derandomized, so a test run is reproducible.
+fresh random seed each time (4,000 a property, or `SQLOPS_CAMPAIGN_EXAMPLES`); `ci` is
+derandomized, so a test run is reproducible.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ settings.register_profile(
 )
 settings.register_profile(
     "campaign",
-    max_examples=4000,
+    max_examples=int(os.environ.get("SQLOPS_CAMPAIGN_EXAMPLES", "4000")),
     deadline=None,
     database=None,
     print_blob=True,
