@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -158,6 +159,23 @@ def parse_statements(
             statement, dialect, path, file_text, line_offset, lines, column_offset
         )
     return statements
+
+
+@contextlib.contextmanager
+def not_too_deep(path: Path) -> Iterator[None]:
+    """sqlglot's RecursionError as an error at the model's file: its qualify, scopes and SQL
+    generator walk a query's tree a level a call, and hundreds of levels of subqueries, or of
+    calls inside calls, are more than Python's stack allows. (CTE chains and unions of
+    thousands load: sqlops's own walks keep a stack of their own.)"""
+    try:
+        yield
+    except RecursionError:
+        raise ProjectError(
+            "the query nests too deeply for sqlops to analyse (hundreds of levels of "
+            "subqueries, or of calls inside calls)",
+            path=path,
+            hint="move inner levels into CTEs or models of their own",
+        ) from None
 
 
 def _file_column(line: int, column: int, column_offset: int | None) -> int | None:

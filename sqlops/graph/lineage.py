@@ -10,7 +10,7 @@ that column only.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,6 +86,10 @@ class Unknowable(Exception):
 class _Part:
     code: str
     reads: frozenset[Read]
+
+
+_Demand = tuple[Scope, str]  # a scope and "rows" or "col" with an index: what it reads
+_Work = Generator[_Demand, _Part, _Part]  # yields the demands it needs, returns its part
 
 
 def column_lineage(
@@ -195,29 +199,54 @@ class _Walker:
                     node.set("this", exp.to_identifier(name))  # its body is hashed apart
                 node.set("alias", exp.TableAlias(this=exp.to_identifier(name)))
 
-    def _memo(self, scope: Scope, key: str, make: Callable[[], _Part]) -> _Part:
+    def _demand(self, scope: Scope, key: str) -> _Part:
+        """What `key` ("rows", or "col" and an index) of a scope reads, worked out with a stack of
+        its own rather than Python's: a chain of hundreds of CTEs, subqueries or unions is a
+        chain of demands, and each would otherwise be a few levels of recursion."""
+        done = self.memo.get((id(scope), key))
+        if done is not None:
+            return done
+        stack = [self._start(scope, key)]
+        answer: _Part | None = None
+        while True:
+            k, work = stack[-1]
+            try:
+                # a new one starts with next(); None is no part, so never an answer
+                wanted = next(work) if answer is None else work.send(answer)
+            except StopIteration as finished:
+                stack.pop()
+                self.busy.discard(k)
+                self.memo[k] = answer = finished.value
+                if not stack:
+                    return answer
+                continue
+            answer = self.memo.get((id(wanted[0]), wanted[1]))
+            if answer is None:
+                stack.append(self._start(*wanted))
+
+    def _start(self, scope: Scope, key: str) -> tuple[tuple[int, str], _Work]:
         k = (id(scope), key)
-        if k in self.memo:
-            return self.memo[k]
         if k in self.busy:  # a recursive CTE, or an alias that reads itself
             raise Unknowable("recursion")
         self.busy.add(k)
-        part = make()
-        self.busy.discard(k)
-        self.memo[k] = part
-        return part
+        work = self._rows(scope) if key == "rows" else self._column_at(scope, int(key[3:]))
+        return k, work
 
-    # -- demands ---------------------------------------------------------------------------------
+    # -- demands: each a generator that yields the demands it needs and returns its part ----------
 
     def column_at(self, scope: Scope, index: int) -> _Part:
-        return self._memo(scope, f"col{index}", lambda: self._column_at(scope, index))
+        return self._demand(scope, f"col{index}")
 
-    def _column_at(self, scope: Scope, index: int) -> _Part:
+    def rows(self, scope: Scope) -> _Part:
+        return self._demand(scope, "rows")
+
+    def _column_at(self, scope: Scope, index: int) -> _Work:
         query = scope.expression
         if isinstance(query, exp.SetOperation):
             if query.args.get("by_name"):
                 raise Unknowable("set operation by name")
-            return _combine("union column", [self.column_at(b, index) for b in _branches(scope)])
+            parts = yield from self._all([(b, f"col{index}") for b in _branches(scope)])
+            return _combine("union column", parts)
         if not isinstance(query, exp.Select) or index >= len(query.expressions):
             raise Unknowable("not a select")
         selected = query.expressions[index]
@@ -226,14 +255,14 @@ class _Walker:
         ):
             raise Unknowable("unexpanded star")
         body = selected.this if isinstance(selected, exp.Alias) else selected
-        return _combine("column", list(self._refs(scope, body)), self._sql(body))
+        return _combine("column", (yield from self._refs(scope, body)), self._sql(body))
 
-    def column(self, scope: Scope, name: str) -> _Part:
+    def _column(self, scope: Scope, name: str) -> Generator[_Demand, _Part, _Part]:
         names = self._names(scope)
         folded = normalize_name(name, self.dialect)
         if folded not in names:
             raise Unknowable(f"no column {name}")
-        return self.column_at(scope, names.index(folded))
+        return (yield (scope, f"col{names.index(folded)}"))
 
     def _names(self, scope: Scope) -> list[str]:
         query = scope.expression
@@ -241,28 +270,20 @@ class _Walker:
             raise Unknowable("not a query")
         return [normalize_name(n, self.dialect) for n in query.named_selects]
 
-    def rows(self, scope: Scope) -> _Part:
-        return self._memo(scope, "rows", lambda: self._rows(scope))
-
-    def _rows(self, scope: Scope) -> _Part:
+    def _rows(self, scope: Scope) -> _Work:
         query = scope.expression
         width = len(self._names(scope))
         if isinstance(query, exp.SetOperation):
-            parts = [self.rows(b) for b in _branches(scope)]
+            parts = yield from self._all([(b, "rows") for b in _branches(scope)])
             # UNION (distinct), INTERSECT and EXCEPT compare whole rows
             if not isinstance(query, exp.Union) or query.args.get("distinct"):
-                parts += [self.column_at(scope, i) for i in range(width)]
+                parts += yield from self._columns(scope, range(width))
             if _order_decides_rows(query):
-                parts += [self.column_at(scope, i) for i in self._ordered_outputs(scope)]
-            shape = query.copy()
-            shape.set("this", None)
-            shape.set("expression", None)
-            if not _order_decides_rows(query):
-                shape.set("order", None)
-            return _combine("set rows", parts, type(query).__name__, self._sql(shape))
+                parts += yield from self._columns(scope, self._ordered_outputs(scope))
+            return _combine("set rows", parts, type(query).__name__, self._set_shape(query))
         if not isinstance(query, exp.Select):
             raise Unknowable("not a select")
-        parts = [self.rows(s) for s in _selected_scopes(scope)]
+        parts = yield from self._all([(s, "rows") for s in _selected_scopes(scope)])
         skipped = {"expressions", "with", "with_", "from_", "joins"}
         if not _order_decides_rows(query):
             skipped.add("order")  # the order of a table's rows is not part of its data
@@ -271,36 +292,47 @@ class _Walker:
                 continue
             for item in value if isinstance(value, list) else [value]:
                 if isinstance(item, exp.Expr):
-                    parts += self._refs(scope, item)
+                    parts += yield from self._refs(scope, item)
         for join in query.args.get("joins") or []:
-            parts += self._refs(scope, join, skip_sources=True)
+            parts += yield from self._refs(scope, join, skip_sources=True)
         from_ = query.args.get("from_")
         if from_ is not None:
-            parts += self._refs(scope, from_, skip_sources=True)
+            parts += yield from self._refs(scope, from_, skip_sources=True)
         distinct = query.args.get("distinct")
         group = query.args.get("group")
         if distinct is not None and distinct.args.get("on") is None:
-            parts += [self.column_at(scope, i) for i in range(width)]
+            parts += yield from self._columns(scope, range(width))
         elif group is not None and group.args.get("all"):
-            parts += [
-                self.column_at(scope, i)
-                for i, s in enumerate(query.expressions)
-                if not _aggregates(s, query)
-            ]
+            grouped = [i for i, s in enumerate(query.expressions) if not _aggregates(s, query)]
+            parts += yield from self._columns(scope, grouped)
         # select items named by alias or position in ORDER BY (with a limit) and DISTINCT ON
         if _order_decides_rows(query):
-            parts += self._select_refs(scope, query.args["order"])
+            parts += yield from self._select_refs(scope, query.args["order"])
         if distinct is not None and distinct.args.get("on") is not None:
-            parts += self._select_refs(scope, distinct.args["on"])
+            parts += yield from self._select_refs(scope, distinct.args["on"])
         # a set-returning function in the select list (unnest) makes rows
-        parts += [
-            self.column_at(scope, i)
-            for i, s in enumerate(query.expressions)
-            if any(_in_scope(f, query) for f in s.find_all(*_ROW_MAKERS))
-        ]
+        parts += yield from self._columns(
+            scope,
+            [
+                i
+                for i, s in enumerate(query.expressions)
+                if any(_in_scope(f, query) for f in s.find_all(*_ROW_MAKERS))
+            ],
+        )
         return _combine("rows", parts, self._row_shape(query))
 
-    def _select_refs(self, scope: Scope, expr: exp.Expr) -> list[_Part]:
+    def _all(self, demands: Iterable[_Demand]) -> Generator[_Demand, _Part, list[_Part]]:
+        parts = []
+        for demand in demands:
+            parts.append((yield demand))
+        return parts
+
+    def _columns(
+        self, scope: Scope, indexes: Iterable[int]
+    ) -> Generator[_Demand, _Part, list[_Part]]:
+        return (yield from self._all([(scope, f"col{i}") for i in indexes]))
+
+    def _select_refs(self, scope: Scope, expr: exp.Expr) -> Generator[_Demand, _Part, list[_Part]]:
         """Select items an ORDER BY or DISTINCT ON names by alias or position: the scope's
         columns do not list those."""
         names = self._names(scope)
@@ -309,43 +341,48 @@ class _Walker:
         for key in keys:
             key = key.this if isinstance(key, exp.Ordered) else key
             if isinstance(key, exp.Literal) and key.is_int and 0 < int(key.this) <= len(names):
-                found.append(self.column_at(scope, int(key.this) - 1))
+                found.append((yield (scope, f"col{int(key.this) - 1}")))
                 continue
             for column in key.find_all(exp.Column):
                 folded = normalize_name(column.name, self.dialect)
                 if not column.table and id(column) not in self.owner and folded in names:
-                    found.append(self.column_at(scope, names.index(folded)))
+                    found.append((yield (scope, f"col{names.index(folded)}")))
         return found
 
     # -- references ------------------------------------------------------------------------------
 
-    def _refs(self, scope: Scope, expr: exp.Expr, *, skip_sources: bool = False) -> Iterator[_Part]:
+    def _refs(
+        self, scope: Scope, expr: exp.Expr, *, skip_sources: bool = False
+    ) -> Generator[_Demand, _Part, list[_Part]]:
         """What an expression of this scope reads: its columns, and the subqueries in it."""
+        found: list[_Part] = []
         stack = [expr]
         while stack:
             node = stack.pop()
             if isinstance(node, exp.Query) and node is not scope.expression:
                 inner = self.by_query.get(id(node))
                 if inner is not None and inner.is_subquery:
-                    yield self.rows(inner)
-                    yield from (self.column_at(inner, i) for i in range(len(node.named_selects)))
+                    found.append((yield (inner, "rows")))
+                    found += yield from self._columns(inner, range(len(node.named_selects)))
                     continue
                 if inner is not None and skip_sources:
                     continue  # a derived table: read through the columns that name it
                 if inner is not None:
                     raise Unknowable(f"a {inner.scope_type} scope inside an expression")
             if isinstance(node, exp.Column) and id(node) in self.owner:
-                yield self._resolve(self.owner[id(node)], node)
+                found.append((yield from self._resolve(self.owner[id(node)], node)))
                 continue
             stack.extend(node.iter_expressions())
+        return found
 
-    def _resolve(self, scope: Scope, column: exp.Column) -> _Part:
+    def _resolve(self, scope: Scope, column: exp.Column) -> Generator[_Demand, _Part, _Part]:
         name = column.name
         if not column.table:
             names = self._names(scope)
             folded = normalize_name(name, self.dialect)
             if folded in names and (id(scope), f"col{names.index(folded)}") not in self.busy:
-                return self.column(scope, name)  # an alias used in ORDER BY, QUALIFY, ...
+                # an alias used in ORDER BY, QUALIFY, ...
+                return (yield from self._column(scope, name))
             sources = list(scope.selected_sources.values())
             if len(sources) == 1 and isinstance(sources[0][1], exp.Table):
                 missing = _missing(sources[0][1], column, self.nodes, self.dialect)
@@ -354,7 +391,7 @@ class _Walker:
             raise Unknowable(f"unqualified column {name}")
         source = self.source_of.get(id(column))
         if isinstance(source, Scope):
-            return self.column(source, name)
+            return (yield from self._column(source, name))
         if not isinstance(source, exp.Table):
             raise Unknowable(f"unknown table {column.table}")
         node_id = _node_id(source, self.dialect)
@@ -398,6 +435,23 @@ class _Walker:
                 return None
             current, hops = current.parent, hops + 1
         return None
+
+    def _set_shape(self, query: exp.SetOperation) -> str:
+        """A set operation without its branches: its kind, DISTINCT, ORDER BY with a limit.
+
+        Cut in place and put back, the arguments in their order: copying the query at each of
+        its branches would copy a chain of unions over and over.
+        """
+        saved = dict(query.args)
+        query.set("this", None)
+        query.set("expression", None)
+        if not _order_decides_rows(query):
+            query.set("order", None)
+        try:
+            return self._sql(query)
+        finally:
+            query.args.clear()
+            query.args.update(saved)
 
     def _row_shape(self, query: exp.Select) -> str:
         """The query without its select list, CTEs and derived tables' bodies: what decides rows.

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import hashlib
 import os
 import re
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -44,6 +43,7 @@ from sqlops.syntax import (
     TableRef,
     line_map,
     normalize_name,
+    not_too_deep,
     parse_statements,
     statement_lines,
     table_refs,
@@ -402,8 +402,7 @@ class _Loader:
     ) -> None:
         """A node once its upstream is settled: a model's columns, lineage and canonical SQL;
         then its assertions' columns are checked."""
-        # sqlglot walks a query's tree a level a call: hundreds of levels are too many
-        with _not_too_deep(item.node.path):
+        with not_too_deep(item.node.path):
             node_id = item.node.id
             node = nodes[node_id]
             if node.kind is Kind.MODEL:
@@ -872,17 +871,3 @@ def _read(path: Path) -> str:
 
 def _hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-@contextlib.contextmanager
-def _not_too_deep(path: Path) -> Iterator[None]:
-    """A RecursionError of sqlglot's as the error of the model whose query nests too deeply."""
-    try:
-        yield
-    except RecursionError:
-        raise ProjectError(
-            "the query nests too deeply for sqlops to analyse (hundreds of levels of "
-            "subqueries, calls or set operations)",
-            path=path,
-            hint="move inner levels into CTEs or models of their own",
-        ) from None
