@@ -221,9 +221,15 @@ class Engine(ABC):
 
     @abstractmethod
     def load_file(
-        self, relation: Relation, path: Path, columns: Sequence[tuple[str, str | None]]
+        self,
+        relation: Relation,
+        path: Path,
+        columns: Sequence[tuple[str, str | None]],
+        *,
+        seed: bool = False,
     ) -> int:
-        """Create or replace a table from a CSV, Parquet or JSON file; return its row count."""
+        """Create or replace a table from a CSV, Parquet or JSON file; return its row count. A
+        seed is comma-separated CSV with double quotes, as the loader read its header."""
 
     @abstractmethod
     def file_columns(self, path: Path) -> list[tuple[str, str]]:

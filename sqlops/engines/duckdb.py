@@ -126,12 +126,16 @@ class DuckDBEngine(Engine):
         return [(str(r[0]), str(r[1])) for r in result.rows]
 
     def load_file(
-        self, relation: Relation, path: Path, columns: Sequence[tuple[str, str | None]]
+        self,
+        relation: Relation,
+        path: Path,
+        columns: Sequence[tuple[str, str | None]],
+        *,
+        seed: bool = False,
     ) -> int:
         self.create_schema(relation.schema)
-        self.execute(
-            f"CREATE OR REPLACE TABLE {self.quote(relation)} AS {file_query(path, columns)}"
-        )
+        query = file_query(path, columns, seed=seed)
+        self.execute(f"CREATE OR REPLACE TABLE {self.quote(relation)} AS {query}")
         return self.row_count(relation)
 
 
@@ -151,7 +155,9 @@ def _errors(sql: str) -> Iterator[None]:
     Engine.statement_done(sql)
 
 
-def file_query(path: Path, columns: Sequence[tuple[str, str | None]] = ()) -> str:
+def file_query(
+    path: Path, columns: Sequence[tuple[str, str | None]] = (), *, seed: bool = False
+) -> str:
     """DuckDB's query of a file's rows, each declared column cast to its declared type (other
     engines read files with it too)."""
 
@@ -166,7 +172,7 @@ def file_query(path: Path, columns: Sequence[tuple[str, str | None]] = ()) -> st
         return f"CAST({name(column)} AS {kind}) AS {name(column)}"
 
     select = ", ".join(cast(n, t) if t else name(n) for n, t in columns)
-    return f"SELECT {select or '*'} FROM {file_reader(path)}"
+    return f"SELECT {select or '*'} FROM {file_reader(path, seed=seed)}"
 
 
 def described_file(path: Path) -> list[tuple[str, str]]:
@@ -176,14 +182,20 @@ def described_file(path: Path) -> list[tuple[str, str]]:
     return [(str(r[0]), str(r[1])) for r in rows]
 
 
-def file_reader(path: Path) -> str:
-    """DuckDB's table function that reads a CSV, Parquet or JSON file (other engines use it too)."""
+def file_reader(path: Path, *, seed: bool = False) -> str:
+    """DuckDB's table function that reads a CSV, Parquet or JSON file (other engines use it too).
+
+    A seed is read as the loader read its header, comma-separated with double quotes; any other
+    CSV file's dialect is sniffed."""
     literal = "'" + str(path).replace("'", "''") + "'"
     suffix = path.suffix.lower()
     if suffix == ".parquet":
         return f"read_parquet({literal})"
     if suffix == ".json":
         return f"read_json_auto({literal})"
+    if seed:
+        dialect = "delim = ',', quote = '\"', escape = '\"', "
+        return f"read_csv({literal}, header = true, {dialect}auto_detect = true)"
     return f"read_csv({literal}, header = true, auto_detect = true)"
 
 

@@ -179,13 +179,18 @@ class PostgresEngine(Engine):
         return [(name, _pg_type(duckdb_type)) for name, duckdb_type in described_file(path)]
 
     def load_file(
-        self, relation: Relation, path: Path, columns: Sequence[tuple[str, str | None]]
+        self,
+        relation: Relation,
+        path: Path,
+        columns: Sequence[tuple[str, str | None]],
+        *,
+        seed: bool = False,
     ) -> int:
         import duckdb
 
         with duckdb.connect() as reader:
             try:
-                result = reader.execute(file_query(path, columns))
+                result = reader.execute(file_query(path, columns, seed=seed))
             except duckdb.Error as exc:
                 raise EngineError(f"cannot read {path.name}: {exc}") from None
             described = [(d[0], _pg_type(str(d[1]))) for d in result.description or ()]

@@ -211,13 +211,18 @@ class SparkEngine(Engine):
         return [(name, _spark_type(duckdb_type)) for name, duckdb_type in described_file(path)]
 
     def load_file(
-        self, relation: Relation, path: Path, columns: Sequence[tuple[str, str | None]]
+        self,
+        relation: Relation,
+        path: Path,
+        columns: Sequence[tuple[str, str | None]],
+        *,
+        seed: bool = False,
     ) -> int:
         import duckdb
 
         with duckdb.connect() as reader:
             try:
-                table = reader.sql(file_query(path, columns)).to_arrow_table()
+                table = reader.sql(file_query(path, columns, seed=seed)).to_arrow_table()
             except duckdb.Error as exc:
                 raise EngineError(f"cannot read {path.name}: {exc}") from None
         self.create_schema(relation.schema)

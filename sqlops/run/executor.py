@@ -490,7 +490,7 @@ def _build_version(
             )
         engine.drop(physical, kinds[physical.name])
     if node.kind is Kind.SEED:
-        return engine.load_file(physical, node.path, [])
+        return engine.load_file(physical, node.path, [], seed=True)
     if node.kind is Kind.SOURCE:
         assert node.location is not None
         declared = [(c.name, c.type) for c in node.columns or ()]

@@ -504,15 +504,6 @@ def test_column_names_that_sql_reads_otherwise_build(tmp_path: Path, header: str
         pytest.param("id,'x'\n1,2\n", id="single quotes around a name"),
     ],
 )
-@pytest.mark.xfail(
-    raises=AssertionError,
-    strict=True,
-    reason="bug: sqlops/engines/duckdb.py (file_reader) loads a seed with read_csv(..., "
-    "auto_detect = true), whose sniffer may take `;` for the delimiter or `'` for the quote; the "
-    "loader reads the header as comma-separated CSV with double quotes (csv.reader), so the "
-    "built table's columns differ from the ones sqlops checks (delim = ',', quote = '\"' would "
-    "make them agree)",
-)
 def test_a_seed_builds_with_the_columns_its_header_names(tmp_path: Path, seed: str) -> None:
     root = write(tmp_path / "proj", {"seeds/ref/codes.csv": seed})
     run = sqlops(root, ("build", "ref.codes"))
