@@ -428,9 +428,10 @@ class _Loader:
                 canonical_key = content_key("canonical", ast_key)
                 canonical = self.cache.get(canonical_key)
                 if not isinstance(canonical, str):
+                    # the copy is this call's own, so the generator need not copy it again
                     canonical = normalize_identifiers(
                         asts[node_id].copy(), dialect=self.dialect
-                    ).sql(self.dialect, comments=False, identify=True)
+                    ).sql(self.dialect, copy=False, comments=False, identify=True)
                     self.cache.put(canonical_key, canonical)
                 node = nodes[node_id] = replace(node, columns=analysis.columns, canonical=canonical)
         validate_assertions(node, item.assertions, item.text, nodes, resolver, self.dialect)
