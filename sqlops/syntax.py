@@ -131,6 +131,7 @@ def parse_statements(
         )
         message = str(first.get("description") or err).split("\n")[0]
         message = re.sub(r"<class '(?:\w+\.)*(\w+)'>", r"\1", message)
+        message = _END_OF_SQL.sub("but the SQL ends there", message)
         message = _TOKEN.sub(lambda m: f"`{m.group(1)}`", message)
         raise ProjectError(
             f"SQL syntax error: {message}",
@@ -186,6 +187,8 @@ def _file_column(line: int, column: int, column_offset: int | None) -> int | Non
 
 
 # sqlglot's parse errors show tokens as `<Token token_type: TokenType.NUMBER, text: 1, ...>`
+# sqlglot's stand-in for "no token left": the SQL stopped before the construct was complete
+_END_OF_SQL = re.compile(r"but got <Token token_type: TokenType\.SENTINEL, [^>]*>")
 _TOKEN = re.compile(
     r"<Token token_type: TokenType\.\w+, text: (.*?), line: \d+, col: \d+, start: \d+, "
     r"end: \d+, comments: \[.*?\]>"

@@ -166,6 +166,11 @@ CASES: dict[str, tuple[Files, tuple[str, ...], str]] = {
         ("ls",),
         "error: models/marts/x.sql:1: SQL syntax error: Error tokenizing 'SELECT 'abc AS a'",
     ),
+    "model: a query cut off after FROM (": (
+        {MODEL: "SELECT 1 AS a FROM (\n"},
+        ("ls",),
+        "error: models/marts/x.sql:1:20: SQL syntax error: Expected table name but the SQL ends there",
+    ),
     "model: a set operation with a value": (
         {MODEL: READS + "WHERE order_id IN (1 EXCEPT SELECT 2)\n"},
         ("ls",),
