@@ -33,6 +33,7 @@ from benchmarks.generate import GeneratedProject, generate
 from benchmarks.measure import (
     MeasureError,
     Sample,
+    compile_bytecode,
     git_revision,
     load_average,
     machine,
@@ -107,6 +108,7 @@ class _Runner:
         self.env.pop("SQLOPS_DEBUG", None)
         self.sqlops = sqlops_script()
         self.verbose = verbose
+        compile_bytecode()
 
     def say(self, text: str) -> None:
         if self.verbose:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect
 from sqlglot.optimizer.scope import Scope, build_scope
 
 from sqlops.project.cache import content_key
@@ -162,6 +163,8 @@ class _Walker:
     def __init__(self, root: Scope, nodes: dict[str, Node], dialect: str) -> None:
         self.nodes = nodes
         self.dialect = dialect
+        # sqlglot makes a new Dialect for each call given its name: one, for every SQL printed
+        self.printer = Dialect.get_or_raise(dialect)
         self.scopes = list(root.traverse())
         self.owner = {id(c): s for s in self.scopes for c in s.columns}
         self.by_query = {id(s.expression): s for s in self.scopes}
@@ -404,7 +407,7 @@ class _Walker:
         return _Part(short_hash("read", node_id, folded), frozenset({(node_id, folded)}))
 
     def _sql(self, expr: exp.Expr) -> str:
-        return expr.sql(self.dialect, comments=False)
+        return expr.sql(self.printer, comments=False)
 
     def _ordered_outputs(self, scope: Scope) -> list[int]:
         """The output columns a set operation's ORDER BY sorts on (by name or position)."""

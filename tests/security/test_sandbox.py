@@ -11,7 +11,7 @@ import pytest
 
 from sqlops.errors import SqlopsError
 from sqlops.project.loader import Project, load_project
-from sqlops.project.templating import MAX_SIZE
+from sqlops.project.sandbox import MAX_SIZE
 
 TOML = '[project]\nname = "t"\n[targets.local]\nengine = "duckdb"\npath = "t.duckdb"\n'
 SOURCE = "CREATE TABLE raw.x (id INTEGER)\n"
