@@ -121,17 +121,21 @@ def parse_statements(
         statements = [e for e in sqlglot.parse(sql, dialect=dialect) if e is not None]
     except ParseError as err:
         first = err.errors[0] if err.errors else {}
-        line = lines(int(first.get("line") or 1)) + line_offset
+        sql_line = int(first.get("line") or 1)
         highlight = first.get("highlight") or ""
         end = int(first.get("col") or 1)
+        last = sql.count("\n") + 1
+        if sql_line > last:  # sqlglot counts a line too many after some tokens (`$`)
+            sql_line, end = last, len(sql.rsplit("\n", 1)[-1])
+        line = lines(sql_line) + line_offset
         col = _file_column(
-            int(first.get("line") or 1),
+            sql_line,
             max(1, end - len(highlight) + 1) if highlight else end,
             column_offset,
         )
         message = str(first.get("description") or err).split("\n")[0]
         message = re.sub(r"<class '(?:\w+\.)*(\w+)'>", r"\1", message)
-        message = _END_OF_SQL.sub("but the SQL ends there", message)
+        message = _END_OF_SQL.sub("but the statement ends there", message)
         message = _TOKEN.sub(lambda m: f"`{m.group(1)}`", message)
         raise ProjectError(
             f"SQL syntax error: {message}",

@@ -169,7 +169,12 @@ CASES: dict[str, tuple[Files, tuple[str, ...], str]] = {
     "model: a query cut off after FROM (": (
         {MODEL: "SELECT 1 AS a FROM (\n"},
         ("ls",),
-        "error: models/marts/x.sql:1:20: SQL syntax error: Expected table name but the SQL ends there",
+        "error: models/marts/x.sql:1:20: SQL syntax error: Expected table name but the statement ends there",
+    ),
+    "model: a parse error sqlglot places past the last line": (
+        {MODEL: "$\n0{"},
+        ("ls",),
+        "error: models/marts/x.sql:2:2: SQL syntax error: Expected }",
     ),
     "model: a set operation with a value": (
         {MODEL: READS + "WHERE order_id IN (1 EXCEPT SELECT 2)\n"},

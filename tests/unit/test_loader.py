@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -913,3 +915,24 @@ def test_a_column_a_cte_or_subquery_lacks_is_an_error(
     assert f"`{written}`" in err.message and "has no column" in err.message
     assert err.column is not None
     assert err.hint is not None and known in err.hint
+
+
+# -- what a load imports --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("jinja", [False, True])
+def test_jinja_is_imported_only_when_a_file_needs_it(tmp_path: Path, jinja: bool) -> None:
+    model = "SELECT id FROM {{ ref('raw.x') }}\n" if jinja else "SELECT id FROM raw.x\n"
+    write(tmp_path, {"models/marts/m.sql": model})
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from sqlops.project.loader import load_project\n"
+        f"load_project(Path({str(tmp_path)!r}), use_cache=False)\n"
+        "print(sorted(m for m in ('jinja2', 'sqlops.project.sandbox') if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout
+    expected = "['jinja2', 'sqlops.project.sandbox']" if jinja else "[]"
+    assert out.strip() == expected
