@@ -124,9 +124,10 @@ def parse_statements(
         sql_line = int(first.get("line") or 1)
         highlight = first.get("highlight") or ""
         end = int(first.get("col") or 1)
-        last = sql.count("\n") + 1
-        if sql_line > last:  # sqlglot counts a line too many after some tokens (`$`)
-            sql_line, end = last, len(sql.rsplit("\n", 1)[-1])
+        if sql_line > sql.count("\n") + 1:
+            # sqlglot counts a line too many after some tokens (`$`): the error is at the end
+            body = sql.rstrip()
+            sql_line, end = body.count("\n") + 1, max(1, len(body.rsplit("\n", 1)[-1]))
         line = lines(sql_line) + line_offset
         col = _file_column(
             sql_line,
@@ -190,9 +191,9 @@ def _file_column(line: int, column: int, column_offset: int | None) -> int | Non
     return None if column_offset is None else column + column_offset
 
 
-# sqlglot's parse errors show tokens as `<Token token_type: TokenType.NUMBER, text: 1, ...>`
-# sqlglot's stand-in for "no token left": the SQL stopped before the construct was complete
+# sqlglot's stand-in for "no token left": the statement stopped before the construct was complete
 _END_OF_SQL = re.compile(r"but got <Token token_type: TokenType\.SENTINEL, [^>]*>")
+# sqlglot's parse errors show tokens as `<Token token_type: TokenType.NUMBER, text: 1, ...>`
 _TOKEN = re.compile(
     r"<Token token_type: TokenType\.\w+, text: (.*?), line: \d+, col: \d+, start: \d+, "
     r"end: \d+, comments: \[.*?\]>"

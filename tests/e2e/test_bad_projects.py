@@ -176,6 +176,11 @@ CASES: dict[str, tuple[Files, tuple[str, ...], str]] = {
         ("ls",),
         "error: models/marts/x.sql:2:2: SQL syntax error: Expected }",
     ),
+    "model: a parse error sqlglot places past the last line, a newline after it": (
+        {MODEL: "$\n0{\n\n"},
+        ("ls",),
+        "error: models/marts/x.sql:2:2: SQL syntax error: Expected }",
+    ),
     "model: a set operation with a value": (
         {MODEL: READS + "WHERE order_id IN (1 EXCEPT SELECT 2)\n"},
         ("ls",),
