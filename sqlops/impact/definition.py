@@ -54,9 +54,13 @@ class Definition:
         return next((c for c in self.columns or () if c.name == name), None)
 
     def without_types(self) -> Definition:
-        if self.columns is None:
+        if self.columns is None or all(c.type is None for c in self.columns):
             return self
-        return replace(self, columns=tuple(replace(c, type=None) for c in self.columns))
+        # built anew, not with replace(): a build compares a definition for each node
+        untyped = tuple(
+            ColumnDefinition(c.name, None, c.code, c.body, c.description) for c in self.columns
+        )
+        return replace(self, columns=untyped)
 
     def to_json(self) -> str:
         data: dict[str, Any] = {

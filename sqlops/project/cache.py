@@ -54,20 +54,39 @@ class ParseCache:
     Entries that were not used by this load are dropped on save, so the file tracks the project;
     with `keep_unused`, they are kept (up to `KEPT` entries), for caches that only some commands
     read part of (the column types of definitions, impact/definition.py).
+
+    `appending` is for a load that looks up a few entries (project/loader.py's patch after an
+    edit): the file is searched for each key instead of read into a dict, and new entries are
+    appended to it, in one write, instead of the file being written again. For 1,000 models
+    (13 MB) that is about 4 ms a lookup, against 50 ms to read the file and write it back.
     """
 
     KEPT = 100_000
 
     def __init__(
-        self, folder: Path | None, name: str = "parse.jsonl", *, keep_unused: bool = False
+        self,
+        folder: Path | None,
+        name: str = "parse.jsonl",
+        *,
+        keep_unused: bool = False,
+        appending: bool = False,
     ) -> None:
         self.path = folder / name if folder else None
-        self.keep_unused = keep_unused
+        self.keep_unused = keep_unused or appending
         self._old: dict[str, str] = {}
         self._used: dict[str, str] = {}
+        self._new: dict[str, str] = {}  # what put() added
         self.hits = 0
         self.misses = 0
-        if self.path and self.path.is_file():
+        self._file: bytes | None = None  # appending: the file as read, searched by key
+        if appending:
+            if self.path:
+                with contextlib.suppress(OSError):
+                    self._file = self.path.read_bytes()
+            if self._file is not None and self._file.startswith(_HEADER_LINE):
+                return
+            self._file = None  # none, or another format: written anew when saved
+        elif self.path and self.path.is_file():
             with contextlib.suppress(OSError, ValueError):  # unreadable: only a slower load
                 lines = self.path.read_text(encoding="utf-8").split("\n")
                 if lines and lines[0] == _HEADER:
@@ -77,7 +96,7 @@ class ParseCache:
     def get(self, key: str) -> Any | None:
         text = self._used.get(key)
         if text is None:
-            text = self._old.get(key)
+            text = self._old.get(key) if self._file is None else self._search(key)
             if text is not None:
                 self._used[key] = text
         value = None
@@ -90,10 +109,25 @@ class ParseCache:
             self.hits += 1
         return value
 
+    def _search(self, key: str) -> str | None:
+        assert self._file is not None
+        # the newest entry of the key, as when the file is read into a dict
+        start = self._file.rfind(b"\n" + key.encode("ascii", "replace") + b"\t")
+        if start < 0:
+            return None
+        start += len(key) + 2
+        end = self._file.find(b"\n", start)
+        with contextlib.suppress(UnicodeDecodeError):  # damaged: only a miss
+            return self._file[start : end if end >= 0 else None].decode("utf-8")
+        return None
+
     def put(self, key: str, value: Any) -> None:
-        self._used[key] = json.dumps(value, separators=(",", ":"))
+        self._used[key] = self._new[key] = json.dumps(value, separators=(",", ":"))
 
     def save(self) -> None:
+        if self._file is not None:
+            self._append()
+            return
         if self.path is None or (self.misses == 0 and len(self._used) == len(self._old)):
             return
         entries = self._used
@@ -111,6 +145,28 @@ class ParseCache:
                 fh.writelines(f"{key}\t{text}\n" for key, text in entries.items())
             os.replace(tmp, self.path)
 
+    def _append(self) -> None:
+        """The new entries at the end of the file, in one write: a process killed in it leaves
+        at most a damaged last line, which reads as a miss. Past `KEPT` lines the file is
+        written again with the newest entries."""
+        assert self.path is not None and self._file is not None
+        if not self._new:
+            return
+        if self._file.count(b"\n") - 1 + len(self._new) > self.KEPT:  # the header is a line
+            lines = self._file.decode("utf-8", "replace").split("\n")[1:]
+            found = (line.split("\t", 1) for line in lines if "\t" in line)
+            self._old = dict(found)
+            self._file = None
+            self.misses = max(self.misses, 1)
+            self.save()
+            return
+        ended = self._file.endswith(b"\n")
+        text = "".join(f"{key}\t{text}\n" for key, text in self._new.items())
+        with contextlib.suppress(OSError), self.path.open("ab") as fh:
+            fh.write(("" if ended else "\n").encode() + text.encode("utf-8"))
+        self._new = {}
+
 
 # json.dumps escapes tabs and newlines inside strings, so an entry is one line
 _HEADER = f"sqlops parse cache {FORMAT}"
+_HEADER_LINE = (_HEADER + "\n").encode("utf-8")

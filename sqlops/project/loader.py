@@ -140,7 +140,7 @@ def load_project(
     project = None
     if snapshot is not None and snapshot.changed is not None:
         # the files of some models changed since the last load: only they are loaded again
-        cache = ParseCache(folder, keep_unused=True)
+        cache = ParseCache(folder, appending=True)
         loader = _Loader(config, target, cache, lineage)
         project = loader.patch(snapshot)
         if project is not None:

@@ -6,9 +6,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import heapq
+import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 from pathlib import Path
@@ -163,7 +164,10 @@ def build(
     covered = [s.node_id for s in plan.steps if not s.recheck and s.action is not Action.TEST]
     definitions_now = _Aside(_definitions, project, covered, store.definitions(plan.env))
     try:
-        _run_steps(project, plan, relations, served, watch, engines, results, recorder, listener)
+        with _prompt_handoffs():
+            _run_steps(
+                project, plan, relations, served, watch, engines, results, recorder, listener
+            )
         with store.engine.transaction():
             recorder.flush()
         ordered = tuple(results[s.node_id] for s in plan.steps)
@@ -215,6 +219,24 @@ def build(
         for forked in engines:
             forked.close()
     return replace(run, recovered=tuple(ending.recovered))
+
+
+@contextlib.contextmanager
+def _prompt_handoffs() -> Iterator[None]:
+    """While statements run, a thread whose statement ended gets the GIL back within 0.5 ms
+    instead of Python's 5 ms: the main thread's Python (showing results, planning what runs
+    next) and the _Aside otherwise hold each engine thread up between its statements, the
+    more so with two cores. Measured: a model's CREATE and its assertions' scan took 28 and
+    24 ms beside a busy Python thread, 12 and 5 ms with this, 10 and 3 ms alone."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(_HANDOFF)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
+
+
+_HANDOFF = 0.0005  # seconds
 
 
 class _Aside(Generic[T]):

@@ -705,6 +705,54 @@ def test_an_edited_model_is_read_again_alone(tmp_path: Path) -> None:
     assert "WHERE" in again.ast("staging.orders").sql()
 
 
+def test_an_edit_appends_to_the_parse_cache_and_an_undo_finds_it_there(tmp_path: Path) -> None:
+    load(tmp_path, PATCHED, use_cache=True)
+    path = cache_folder(tmp_path) / "parse.jsonl"  # type: ignore[operator]
+    before = path.read_bytes()
+    edit(tmp_path, "models/staging/orders.sql", ORDERS + "WHERE amount > 0\n")
+    after = path.read_bytes()
+    assert after.startswith(before) and len(after) > len(before)  # written at the end only
+    # the edit undone: its entries are found in the file, nothing is parsed
+    project = edit(tmp_path, "models/staging/orders.sql", ORDERS)
+    assert project.patched == ("staging.orders",)
+    assert project.cache_hits > 0 and project.cache_misses == 0
+    assert path.read_bytes() == after
+    assert_same_as_a_whole_load(tmp_path, project)
+
+
+def test_a_parse_cache_cut_off_in_an_append_is_only_a_miss(tmp_path: Path) -> None:
+    load(tmp_path, PATCHED, use_cache=True)
+    path = cache_folder(tmp_path) / "parse.jsonl"  # type: ignore[operator]
+    edit(tmp_path, "models/staging/orders.sql", ORDERS + "WHERE amount > 0\n")
+    cut = path.read_bytes()[:-40]  # a process killed while it appended
+    path.write_bytes(cut)
+    project = edit(tmp_path, "models/staging/orders.sql", ORDERS + "WHERE amount > 1\n")
+    assert "amount > 1" in project.ast("staging.orders").sql()
+    assert path.read_bytes().startswith(cut + b"\n")  # the next entries start on a new line
+    assert_same_as_a_whole_load(tmp_path, project)
+    # the entry that was cut off is parsed again, never read damaged
+    project = edit(tmp_path, "models/staging/orders.sql", ORDERS + "WHERE amount > 0\n")
+    assert project.cache_misses > 0 and "amount > 0" in project.ast("staging.orders").sql()
+    # and, written again after the damaged line, found the next time
+    edit(tmp_path, "models/staging/orders.sql", ORDERS)
+    project = edit(tmp_path, "models/staging/orders.sql", ORDERS + "WHERE amount > 0\n")
+    assert project.cache_misses == 0 and project.cache_hits > 0
+
+
+def test_a_parse_cache_grown_past_its_bound_is_written_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlops.project.cache import ParseCache
+
+    load(tmp_path, PATCHED, use_cache=True)
+    path = cache_folder(tmp_path) / "parse.jsonl"  # type: ignore[operator]
+    lines = path.read_bytes().count(b"\n")  # the header, then an entry a line
+    monkeypatch.setattr(ParseCache, "KEPT", lines - 1)
+    edit(tmp_path, "models/staging/orders.sql", ORDERS + "WHERE amount > 0\n")
+    assert path.read_bytes().count(b"\n") == lines  # the newest entries, one line each
+    assert load(tmp_path, use_cache=True).from_snapshot
+
+
 def test_what_reads_a_model_whose_columns_changed_is_analysed_again(tmp_path: Path) -> None:
     load(tmp_path, PATCHED, use_cache=True)
     project = edit(tmp_path, "models/staging/orders.sql", "SELECT id, amount, name FROM raw.x\n")

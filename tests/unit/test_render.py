@@ -1,0 +1,60 @@
+"""What a build prints as it goes, on a pipe (CI logs): a line a node, in the order they ended."""
+
+from __future__ import annotations
+
+import pytest
+from rich.console import Console
+
+from sqlops.cli import render
+from sqlops.plan.builder import Action
+from sqlops.run.results import NodeResult, Status
+
+
+class _Writes:
+    """A file that keeps each write apart."""
+
+    def __init__(self) -> None:
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_lines_of_reused_versions_are_written_together_before_the_next_news(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    file = _Writes()
+    console = Console(file=file, color_system=None, width=400)  # type: ignore[arg-type]
+    monkeypatch.setattr(render, "err", console)
+    assert not console.is_terminal
+    reused = [NodeResult(f"m.r{i}", Action.REUSE, Status.REUSED) for i in range(3)]
+    built = NodeResult("m.b", Action.BUILD, Status.BUILT, 0.5, rows=7)
+    with render.progress(5, "building") as listener:
+        listener("done", "m.r0", reused[0])
+        listener("done", "m.r1", reused[1])
+        assert file.writes == []  # no news yet, and no statement started
+        listener("start", "m.b", None)
+        assert len(file.writes) == 1 and "m.r0" in file.writes[0] and "m.r1" in file.writes[0]
+        listener("done", "m.b", built)
+        assert len(file.writes) == 2 and "7 rows" in file.writes[1]
+        listener("done", "m.r2", reused[2])
+    # the last reused line is written when the build ends
+    text = "".join(file.writes)
+    assert [line.split()[1] for line in text.splitlines()] == ["m.r0", "m.r1", "m.b", "m.r2"]
+    assert text.splitlines()[0].split()[0] == "reused"
+
+
+def test_a_failure_is_written_at_once_after_the_reused_lines_before_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    file = _Writes()
+    monkeypatch.setattr(render, "err", Console(file=file, color_system=None, width=400))  # type: ignore[arg-type]
+    with render.progress(2, "building") as listener:
+        listener("done", "m.r", NodeResult("m.r", Action.REUSE, Status.REUSED))
+        listener("done", "m.x", NodeResult("m.x", Action.BUILD, Status.ERROR, message="boom"))
+        lines = "".join(file.writes).splitlines()
+        assert [line.split()[:2] for line in lines] == [["reused", "m.r"], ["error", "m.x"]]
