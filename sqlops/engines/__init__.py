@@ -42,6 +42,17 @@ def connect(target: Target, root: Path, *, read_only: bool = False) -> Engine:
     )
 
 
+def creates_database(target: Target, root: Path) -> bool:
+    """Whether a connection that writes would create the target's database: a DuckDB file
+    that is not there yet (a server's database is never created by connecting)."""
+    if target.engine != "duckdb":
+        return False
+    from sqlops.engines.duckdb import DuckDBEngine
+
+    file = DuckDBEngine.file_of(target, root)
+    return file is not None and not file.exists()
+
+
 DEFAULT_STATE = "sqlops_state.duckdb"
 
 

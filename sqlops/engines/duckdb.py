@@ -30,10 +30,17 @@ class DuckDBEngine(Engine):
         self.con = con
         self.path = path
 
+    @staticmethod
+    def file_of(target: Target, root: Path) -> Path | None:
+        """The database file of `target`; None for a database in memory."""
+        raw = str(target.settings.get("path", ":memory:"))
+        return None if raw == ":memory:" else (root / raw).resolve()
+
     @classmethod
     def open(cls, target: Target, root: Path, *, read_only: bool = False) -> DuckDBEngine:
         raw = str(target.settings.get("path", ":memory:"))
-        path = raw if raw == ":memory:" else str((root / raw).resolve())
+        file = cls.file_of(target, root)
+        path = ":memory:" if file is None else str(file)
         try:
             if read_only and path != ":memory:" and not Path(path).exists():
                 path = ":memory:"  # nothing built yet: look at an empty database, create no file

@@ -7,14 +7,14 @@ import contextlib
 import hashlib
 import heapq
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Generic, TypeVar, cast
+from typing import TYPE_CHECKING
 
+from sqlops.aside import Aside
 from sqlops.engines.base import Engine, Relation
 from sqlops.errors import EngineError, SqlopsError
 from sqlops.gitinfo import Commit, head_commit
@@ -33,8 +33,6 @@ from sqlops.state.store import Deployed, StateStore, Version
 
 if TYPE_CHECKING:
     from sqlops.project.loader import Project
-
-T = TypeVar("T")
 
 
 def plan_build(project: Project, engine: Engine, env: str, selected: list[str]) -> Plan:
@@ -162,7 +160,7 @@ def build(
     # what the environment will record for `sqlops impact` is worked out while the database
     # builds (Python beside the engine's own threads), for the promotion at the end
     covered = [s.node_id for s in plan.steps if not s.recheck and s.action is not Action.TEST]
-    definitions_now = _Aside(_definitions, project, covered, store.definitions(plan.env))
+    definitions_now = Aside(_definitions, project, covered, store.definitions(plan.env))
     try:
         with _prompt_handoffs():
             _run_steps(
@@ -225,7 +223,7 @@ def build(
 def _prompt_handoffs() -> Iterator[None]:
     """While statements run, a thread whose statement ended gets the GIL back within 0.5 ms
     instead of Python's 5 ms: the main thread's Python (showing results, planning what runs
-    next) and the _Aside otherwise hold each engine thread up between its statements, the
+    next) and the Aside otherwise hold each engine thread up between its statements, the
     more so with two cores. Measured: a model's CREATE and its assertions' scan took 28 and
     24 ms beside a busy Python thread, 12 and 5 ms with this, 10 and 3 ms alone."""
     before = sys.getswitchinterval()
@@ -237,29 +235,6 @@ def _prompt_handoffs() -> Iterator[None]:
 
 
 _HANDOFF = 0.0005  # seconds
-
-
-class _Aside(Generic[T]):
-    """A call run in a daemon thread of its own: the process does not wait for it to exit
-    (Ctrl-C), and `result()` waits for it or raises what it raised."""
-
-    def __init__(self, call: Callable[..., T], *args: object) -> None:
-        self._value: T | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(call, *args), daemon=True)
-        self._thread.start()
-
-    def _run(self, call: Callable[..., T], *args: object) -> None:
-        try:
-            self._value = call(*args)
-        except BaseException as exc:  # handed to whoever asks for the result
-            self._error = exc
-
-    def result(self) -> T:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return cast(T, self._value)
 
 
 def _run_steps(

@@ -296,3 +296,50 @@ def test_a_construct_the_target_cannot_run_is_an_error_before_anything_runs(
         "models/wide.sql",
         "main.wide uses PIVOT, which target `pg` (postgres) cannot run",
     )
+
+
+def test_a_project_that_does_not_load_creates_no_database(
+    make_project: Callable[[dict[str, str]], Shop],
+) -> None:
+    """The connection opens while the project loads (cli/app.py's _Connection), but a DuckDB
+    file that is not there yet is created only for a project that loads."""
+    project = make_project(base({"models/bad.sql": "SELECT order_id FROM raw.orders WHERE ("}))
+    for command in (["build"], ["build", "--dry-run"], ["test"]):
+        result = project.sqlops(*command)
+        assert_user_error(result.output, result.code, "models/bad.sql:1")
+        assert not project.db.exists(), command
+
+
+def test_a_project_error_is_told_before_a_database_in_use(
+    make_project: Callable[[dict[str, str]], Shop],
+) -> None:
+    import subprocess
+    import sys
+
+    project = make_project(base({"models/m.sql": "SELECT order_id FROM raw.orders\n"}))
+    project.ok("build")
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); print('ready', "
+            "flush=True); time.sleep(60)",
+            str(project.db),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        busy = project.sqlops("build")
+        assert busy.code == 1 and "is in use by another process" in busy.output, busy.output
+        project.write("models/m.sql", "SELECT order_id FROM raw.orders WHERE (\n")
+        for command in (["build"], ["test"]):
+            result = project.sqlops(*command)
+            assert_user_error(result.output, result.code, "models/m.sql:1")
+            assert "in use" not in result.output
+    finally:
+        holder.kill()
+        holder.wait()
+    project.write("models/m.sql", "SELECT order_id FROM raw.orders\n")
+    project.ok("build")
