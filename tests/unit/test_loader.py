@@ -984,3 +984,20 @@ def test_jinja_is_imported_only_when_a_file_needs_it(tmp_path: Path, jinja: bool
     ).stdout
     expected = "['jinja2', 'sqlops.project.sandbox']" if jinja else "[]"
     assert out.strip() == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"sql": "SELECT 'x\ty'\n", "n": [1, None, True]},
+        "café ☕",
+        "a lone surrogate \udc80 from a file read with surrogateescape",
+        2**70,  # past 64 bits: orjson refuses it
+    ],
+)
+def test_a_parse_cache_value_is_one_line_and_reads_back_as_it_was(value: object) -> None:
+    from sqlops.project.cache import dumps, loads
+
+    text = dumps(value)
+    assert "\n" not in text and "\t" not in text
+    assert loads(text) == value
