@@ -1001,3 +1001,22 @@ def test_a_parse_cache_value_is_one_line_and_reads_back_as_it_was(value: object)
     text = dumps(value)
     assert "\n" not in text and "\t" not in text
     assert loads(text) == value
+
+
+def test_a_cold_load_leaves_the_garbage_collector_as_it_found_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+
+    from sqlops.project.loader import _Collector
+
+    monkeypatch.setattr(_Collector, "EVERY", 1)  # a freeze after each model
+    threshold = gc.get_threshold()
+    project = load(tmp_path, PATCHED)
+    assert not project.from_snapshot and len(project.nodes) >= 5
+    assert gc.get_freeze_count() == 0 and gc.get_threshold() == threshold
+    # and when the load fails halfway
+    write(tmp_path, {"models/marts/zz_broken.sql": "SELECT id FROM staging.orders WHERE ("})
+    with pytest.raises(SqlopsError):
+        load(tmp_path)
+    assert gc.get_freeze_count() == 0 and gc.get_threshold() == threshold
