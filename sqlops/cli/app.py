@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -79,8 +80,13 @@ class _Connection:
     file reads its catalog and a PostgreSQL connection waits on the network, both without the
     GIL (a build of 1,000 models after an edit starts about 0.1 s sooner). What is wrong with
     the project or the command is still told before what is wrong with the connection: its
-    error is raised by `get()`. A DuckDB file that is not there yet is created by `get()`
-    only, once the project has loaded and passed its checks."""
+    error is raised by `get()`. A file that is not there yet (a DuckDB database, Spark's state)
+    is created by `get()` only, once the project has loaded and passed its checks.
+
+    `close()` does not wait for a PostgreSQL connection still opening (a server that does not
+    answer holds it 10 s): the thread closes it once it is open. It waits for the others, which
+    open files in this process: a thread still inside DuckDB when the interpreter exits is
+    unwound by glibc through DuckDB's C++, which aborts the process."""
 
     def __init__(self, settings: Target, root: Path, read_only: bool) -> None:
         from sqlops.aside import Aside
@@ -90,9 +96,22 @@ class _Connection:
             return connect(settings, root, read_only=read_only)
 
         self._open = open_it
+        self._engine: Engine | None = None  # what get() handed out
+        self._lock = threading.Lock()
+        self._early: Engine | None = None  # what the thread opened, while nobody closed it
+        self._closed = False
         early = read_only or not creates_database(settings, root)
-        self._opening = Aside(open_it) if early else None
-        self._engine: Engine | None = None
+        self._opening = Aside(self._open_early) if early else None
+        self._waited = settings.engine != "postgres"
+
+    def _open_early(self) -> Engine:
+        engine = self._open()
+        with self._lock:
+            if self._closed:  # given up on before it was open
+                engine.close()
+            else:
+                self._early = engine
+        return engine
 
     def get(self) -> Engine:
         if self._engine is None:
@@ -100,11 +119,14 @@ class _Connection:
         return self._engine
 
     def close(self) -> None:
-        if self._engine is None and self._opening is not None:
-            with suppress(Exception):  # it never opened: its error is not this command's
-                self._engine = self._opening.result()
-        if self._engine is not None:
-            self._engine.close()
+        if self._engine is None and self._opening is not None and self._waited:
+            with suppress(Exception):  # it did not open: its error is not this command's
+                self._opening.result()
+        with self._lock:
+            self._closed = True
+            engine = self._engine or self._early
+        if engine is not None:
+            engine.close()
 
 
 @contextmanager

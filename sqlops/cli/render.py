@@ -7,7 +7,7 @@ import math
 import os
 import re
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -136,9 +136,9 @@ def progress(total: int, verb: str) -> Iterator[Any]:
         with bar:
             yield on_event
     else:
-        # the lines of reused versions wait for the next line that is news, or the next
-        # statement: a build that reuses 970 of 1,000 models writes them in a few writes, not
-        # 970 (each a wait for the GIL while the engine threads work)
+        # the lines of reused versions wait for the next line that is news, the next
+        # statement or the run's next wait: a build that reuses 970 of 1,000 models writes
+        # them in a few writes, not 970 (each a wait for the GIL while the engine threads work)
         reused: list[NodeResult] = []
 
         def write_reused() -> None:
@@ -151,13 +151,16 @@ def progress(total: int, verb: str) -> Iterator[Any]:
             elif event == "done" and result is not None:
                 reused.append(result)
                 write_reused()
-            elif event == "start":
+            elif event in ("start", "waiting"):
                 write_reused()
 
         try:
             yield plain
-        finally:
-            write_reused()
+        except BaseException:
+            with suppress(Exception):  # a closed pipe must not hide what stopped the run
+                write_reused()
+            raise
+        write_reused()
 
 
 def _lines(results: Sequence[NodeResult], console: Console) -> None:

@@ -43,8 +43,11 @@ def connect(target: Target, root: Path, *, read_only: bool = False) -> Engine:
 
 
 def creates_database(target: Target, root: Path) -> bool:
-    """Whether a connection that writes would create the target's database: a DuckDB file
-    that is not there yet (a server's database is never created by connecting)."""
+    """Whether a connection that writes would create a file: a DuckDB target's file, or the
+    DuckDB state file of a Spark target, that is not there yet (a server's database is never
+    created by connecting)."""
+    if target.engine == "spark":
+        return creates_database(state_target(target), root)
     if target.engine != "duckdb":
         return False
     from sqlops.engines.duckdb import DuckDBEngine
@@ -56,14 +59,17 @@ def creates_database(target: Target, root: Path) -> bool:
 DEFAULT_STATE = "sqlops_state.duckdb"
 
 
-def open_state(target: Target, root: Path, read_only: bool) -> Engine:
-    """The state database of an engine that cannot hold sqlops_meta itself: `state = "..."` of
-    the target, a DuckDB file (relative to the project) or a postgresql:// DSN."""
+def state_target(target: Target) -> Target:
+    """Where an engine that cannot hold sqlops_meta itself keeps it: `state = "..."` of the
+    target, a DuckDB file (relative to the project) or a postgresql:// DSN."""
     from sqlops.project.config import Target
 
     where = str(target.settings.get("state", "") or DEFAULT_STATE)
     if where.startswith(("postgres://", "postgresql://")):
-        state = Target(f"{target.name}.state", "postgres", {"dsn": where})
-    else:
-        state = Target(f"{target.name}.state", "duckdb", {"path": where})
-    return connect(state, root, read_only=read_only)
+        return Target(f"{target.name}.state", "postgres", {"dsn": where})
+    return Target(f"{target.name}.state", "duckdb", {"path": where})
+
+
+def open_state(target: Target, root: Path, read_only: bool) -> Engine:
+    """The state database of `target` (`state_target`)."""
+    return connect(state_target(target), root, read_only=read_only)

@@ -59,7 +59,9 @@ class ParseCache:
     `appending` is for a load that looks up a few entries (project/loader.py's patch after an
     edit): the file is searched for each key instead of read into a dict, and new entries are
     appended to it, in one write, instead of the file being written again. For 1,000 models
-    (13 MB) that is about 4 ms a lookup, against 50 ms to read the file and write it back.
+    (13 MB) that is about 4 ms a lookup, against 50 ms to read the file and write it back;
+    past `SEARCHES` lookups (a checkout that changed many files) the file is read into a dict
+    once.
     """
 
     KEPT = 100_000
@@ -80,6 +82,7 @@ class ParseCache:
         self.hits = 0
         self.misses = 0
         self._file: bytes | None = None  # appending: the file as read, searched by key
+        self._searched = 0
         if appending:
             if self.path:
                 with contextlib.suppress(OSError):
@@ -89,10 +92,9 @@ class ParseCache:
             self._file = None  # none, or another format: written anew when saved
         elif self.path and self.path.is_file():
             with contextlib.suppress(OSError, ValueError):  # unreadable: only a slower load
-                lines = self.path.read_text(encoding="utf-8").split("\n")
-                if lines and lines[0] == _HEADER:
-                    found = (line.split("\t", 1) for line in lines[1:] if "\t" in line)
-                    self._old = {key: text for key, text in found}
+                data = self.path.read_bytes()
+                if data.startswith(_HEADER_LINE):
+                    self._old = _entries(data)
 
     def get(self, key: str) -> Any | None:
         text = self._used.get(key)
@@ -110,8 +112,15 @@ class ParseCache:
             self.hits += 1
         return value
 
+    SEARCHES = 16  # lookups in the file's bytes; past them it is read into a dict once
+
     def _search(self, key: str) -> str | None:
         assert self._file is not None
+        self._searched += 1
+        if self._searched > self.SEARCHES:  # many files changed (a checkout): one read
+            if not self._old:
+                self._old = _entries(self._file)
+            return self._old.get(key)
         # the newest entry of the key, as when the file is read into a dict
         start = self._file.rfind(b"\n" + key.encode("ascii", "replace") + b"\t")
         if start < 0:
@@ -154,9 +163,7 @@ class ParseCache:
         if not self._new:
             return
         if self._file.count(b"\n") - 1 + len(self._new) > self.KEPT:  # the header is a line
-            lines = self._file.decode("utf-8", "replace").split("\n")[1:]
-            found = (line.split("\t", 1) for line in lines if "\t" in line)
-            self._old = dict(found)
+            self._old = _entries(self._file)
             self._file = None
             self.misses = max(self.misses, 1)
             self.save()
@@ -166,6 +173,13 @@ class ParseCache:
         with contextlib.suppress(OSError), self.path.open("ab") as fh:
             fh.write(("" if ended else "\n").encode() + text.encode("utf-8"))
         self._new = {}
+
+
+def _entries(data: bytes) -> dict[str, str]:
+    """The entries of a cache file's bytes (its header first), the newest of a key kept. A
+    line cut in a character (a killed append) is only that entry's miss."""
+    lines = data.decode("utf-8", "replace").split("\n")[1:]
+    return dict(line.split("\t", 1) for line in lines if "\t" in line)
 
 
 def dumps(value: Any) -> str:

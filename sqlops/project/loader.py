@@ -218,7 +218,7 @@ class _Collector:
 
     def made_one(self) -> None:
         self._made += 1
-        if self._made % self.EVERY == 0:
+        if self._made % self.EVERY == 0 and gc.isenabled():  # the host may have turned it off
             gc.collect(1)
             gc.freeze()
 

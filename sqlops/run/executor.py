@@ -310,6 +310,7 @@ def _run_steps(
                 finished.clear()
                 if not running:
                     continue
+                listener("waiting", "", None)
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
                     step = running.pop(future)

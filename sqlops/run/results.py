@@ -116,7 +116,8 @@ def show_measured(measured: dict[str, Any]) -> str:
     return ", ".join(f"{name} = {show_value(v)}" for name, v in measured.items())
 
 
-# progress events: (event "start" or "done", node id, the result when done)
+# progress events: (event, node id, the result when done). "start" and "done" name a node;
+# "waiting" (node id "") says the run waits for statements to end: what is shown may be flushed
 Listener = Callable[[str, str, NodeResult | None], None]
 
 

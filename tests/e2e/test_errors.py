@@ -343,3 +343,47 @@ def test_a_project_error_is_told_before_a_database_in_use(
         holder.wait()
     project.write("models/m.sql", "SELECT order_id FROM raw.orders\n")
     project.ok("build")
+
+
+def test_a_spark_project_that_does_not_load_creates_no_state_file(
+    make_project: Callable[[dict[str, str]], Shop],
+) -> None:
+    project = make_project(
+        base(
+            {
+                "sqlops.toml": "[project]\nname = 'x'\n[targets.sp]\nengine = 'spark'\n"
+                "master = 'local[1]'\n",
+                "models/bad.sql": "SELECT order_id FROM raw.orders WHERE (",
+            }
+        )
+    )
+    result = project.sqlops("build")
+    assert_user_error(result.output, result.code, "models/bad.sql:1")
+    assert not (project.root / "sqlops_state.duckdb").exists()
+    assert not (project.root / "metastore_db").exists()
+
+
+def test_a_project_error_is_not_held_up_by_a_server_that_does_not_answer(
+    make_project: Callable[[dict[str, str]], Shop],
+) -> None:
+    """The connection opening beside the load is given up on, not waited for (psycopg would
+    wait 10 s for this server)."""
+    import socket
+    import time
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()  # accepts, and never answers
+        port = server.getsockname()[1]
+        project = make_project(
+            {
+                "sqlops.toml": "[project]\nname = 'x'\n[targets.pg]\nengine = 'postgres'\n"
+                f"dsn = 'postgresql://nobody@127.0.0.1:{port}/none'\n",
+                "models/bad.sql": "SELECT 1 AS x WHERE (",
+            }
+        )
+        started = time.monotonic()
+        result = project.sqlops("build")
+        waited = time.monotonic() - started
+    assert_user_error(result.output, result.code, "models/bad.sql:1")
+    assert waited < 8, f"the error took {waited:.1f} s"

@@ -1020,3 +1020,23 @@ def test_a_cold_load_leaves_the_garbage_collector_as_it_found_it(
     with pytest.raises(SqlopsError):
         load(tmp_path)
     assert gc.get_freeze_count() == 0 and gc.get_threshold() == threshold
+
+
+def test_an_edit_of_many_files_reads_the_parse_cache_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlops.project.cache import ParseCache
+
+    load(tmp_path, PATCHED, use_cache=True)
+    models = ["models/staging/orders.sql", "models/marts/m.sql", "models/marts/other.sql"]
+    before = {m: (tmp_path / m).read_text() for m in models}
+    for m in models:
+        (tmp_path / m).write_text(before[m] + "-- edited\n")
+    load(tmp_path, use_cache=True)
+    monkeypatch.setattr(ParseCache, "SEARCHES", 1)  # past one lookup, the file becomes a dict
+    for m in models:
+        (tmp_path / m).write_text(before[m])
+    project = load(tmp_path, use_cache=True)  # the edits undone: every entry is found
+    assert len(project.patched) >= len(models)
+    assert project.cache_misses == 0 and project.cache_hits > 1
+    assert_same_as_a_whole_load(tmp_path, project)

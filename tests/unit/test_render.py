@@ -33,7 +33,7 @@ def test_lines_of_reused_versions_are_written_together_before_the_next_news(
     assert not console.is_terminal
     reused = [NodeResult(f"m.r{i}", Action.REUSE, Status.REUSED) for i in range(3)]
     built = NodeResult("m.b", Action.BUILD, Status.BUILT, 0.5, rows=7)
-    with render.progress(5, "building") as listener:
+    with render.progress(6, "building") as listener:
         listener("done", "m.r0", reused[0])
         listener("done", "m.r1", reused[1])
         assert file.writes == []  # no news yet, and no statement started
@@ -42,9 +42,18 @@ def test_lines_of_reused_versions_are_written_together_before_the_next_news(
         listener("done", "m.b", built)
         assert len(file.writes) == 2 and "7 rows" in file.writes[1]
         listener("done", "m.r2", reused[2])
+        listener("waiting", "", None)  # a statement runs on: what is shown is not held back
+        assert len(file.writes) == 3 and "m.r2" in file.writes[2]
+        listener("done", "m.r3", NodeResult("m.r3", Action.REUSE, Status.REUSED))
     # the last reused line is written when the build ends
     text = "".join(file.writes)
-    assert [line.split()[1] for line in text.splitlines()] == ["m.r0", "m.r1", "m.b", "m.r2"]
+    assert [line.split()[1] for line in text.splitlines()] == [
+        "m.r0",
+        "m.r1",
+        "m.b",
+        "m.r2",
+        "m.r3",
+    ]
     assert text.splitlines()[0].split()[0] == "reused"
 
 
