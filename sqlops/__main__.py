@@ -2,4 +2,5 @@
 
 from sqlops.cli.app import main
 
-main()
+if __name__ == "__main__":  # a process a parallel load spawns imports this module too
+    main()

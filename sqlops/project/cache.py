@@ -96,6 +96,11 @@ class ParseCache:
                 if data.startswith(_HEADER_LINE):
                     self._old = _entries(data)
 
+    @property
+    def size(self) -> int:
+        """How many entries the file held when it was read (0 for one searched, not read)."""
+        return len(self._old)
+
     def get(self, key: str) -> Any | None:
         text = self._used.get(key)
         if text is None:
@@ -133,6 +138,20 @@ class ParseCache:
 
     def put(self, key: str, value: Any) -> None:
         self._used[key] = self._new[key] = dumps(value)
+
+    def take_new(self) -> dict[str, str]:
+        """The entries put since the last call, as JSON text, forgotten here: a process of a
+        parallel load (project/parallel.py) sends them to the one that saves the cache."""
+        new, self._new = self._new, {}
+        for key in new:
+            self._used.pop(key, None)
+        return new
+
+    def adopt(self, entries: dict[str, str]) -> None:
+        """Entries another process put (`take_new`'s), saved with this cache's own."""
+        self._used.update(entries)
+        self._new.update(entries)
+        self.misses += len(entries)
 
     def save(self) -> None:
         if self._file is not None:

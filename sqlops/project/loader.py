@@ -15,7 +15,7 @@ from sqlglot import exp, serde
 from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 
 from sqlops.assertions.parse import ParsedAssertion, parse_assertion
-from sqlops.errors import ProjectError, did_you_mean, snippet_at
+from sqlops.errors import ConfigError, ProjectError, did_you_mean, snippet_at
 from sqlops.graph.dag import Graph
 from sqlops.graph.lineage import Lineage, MissingColumn
 from sqlops.plan.relations import SANDBOX_PREFIX
@@ -72,6 +72,7 @@ class Project:
     cache_folder: Path | None = None  # where this project's caches are, if it has them
     cache_hits: int = 0
     cache_misses: int = 0
+    processes: int = 1  # the processes a cold load shared its work among (project/parallel.py)
 
     @property
     def root(self) -> Path:
@@ -227,6 +228,30 @@ class _Collector:
         gc.set_threshold(*self._threshold)
 
 
+# a cold load of this many models or more is shared among processes (project/parallel.py);
+# below it, starting them costs more than they save
+PARALLEL_MODELS = 400
+
+
+def load_processes(models: int, cache: ParseCache) -> int:
+    """How many processes a load of this many models shares its work among (1: this one
+    alone). `$SQLOPS_LOAD_PROCESSES` sets it; otherwise the cores, at most 4, for a large
+    project whose parse cache does not already hold a load of it."""
+    setting = os.environ.get("SQLOPS_LOAD_PROCESSES", "").strip()
+    if setting:
+        if not setting.isdigit() or int(setting) < 1:
+            raise ConfigError(
+                f"SQLOPS_LOAD_PROCESSES is `{setting}`, not a whole number of processes",
+                hint="set it to 1 to load in one process, or to 2 or more; unset, sqlops "
+                "chooses from the cores",
+            )
+        return int(setting)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if models < PARALLEL_MODELS or (cores or 1) < 2 or cache.size >= models:
+        return 1
+    return min(cores or 1, 4)
+
+
 def _loads(relpath: str) -> bool:
     """Whether a load reads this file of the project (a relpath of `snapshot_key`'s)."""
     folder, _, name = relpath.partition(os.sep)
@@ -269,32 +294,24 @@ class _Loader:
         return str(path.relative_to(self.root))
 
     def load(self) -> Project:
-        with _Collector() as collector:
-            return self._load(collector)
+        models = _files(self.root / "models", ".sql")
+        processes = load_processes(len(models), self.cache)
+        if processes > 1:
+            from sqlops.project.parallel import load_in_parallel
 
-    def _load(self, collector: _Collector) -> Project:
+            project = load_in_parallel(self, models, processes)
+            if project is not None:
+                return project
+        with _Collector() as collector:
+            return self._load(models, collector)
+
+    def _load(self, models: list[Path], collector: _Collector) -> Project:
         parsed: list[_Parsed] = []
-        for path in _files(self.root / "models", ".sql"):
+        for path in models:
             parsed.append(self._model(path))
             collector.made_one()
-        for path in _files(self.root / "sources", ".sql"):
-            parsed.append(self._source(path))
-        for path in _files(self.root / "seeds", ".csv"):
-            parsed.append(self._seed(path))
-        for path in _files(self.root / "tests", ".sql"):
-            parsed.append(self._test(path))
-
-        by_id: dict[str, _Parsed] = {}
-        for item in parsed:
-            other = by_id.get(item.node.id)
-            if other is not None:
-                raise ProjectError(
-                    f"{item.node.kind.value} `{item.node.id}` is also defined by {other.node.relpath}",
-                    path=item.node.path,
-                    hint="each relation may be defined once; rename or move one of the files",
-                )
-            by_id[item.node.id] = item
-
+        parsed += self.others()
+        by_id = self.check_unique(parsed)
         resolver = Resolver(p.node for p in parsed)
         found = {item.node.id: item.node for item in parsed}
         nodes: dict[str, Node] = {}
@@ -314,6 +331,27 @@ class _Loader:
         return Project(
             self.config, self.target, nodes, graph, resolver, Asts(asts), lineage, self.broken
         )
+
+    def others(self) -> list[_Parsed]:
+        """The files besides models: sources, seeds and tests, in the order a load reads them."""
+        parsed = [self._source(path) for path in _files(self.root / "sources", ".sql")]
+        parsed += [self._seed(path) for path in _files(self.root / "seeds", ".csv")]
+        return parsed + [self._test(path) for path in _files(self.root / "tests", ".sql")]
+
+    @staticmethod
+    def check_unique(parsed: list[_Parsed]) -> dict[str, _Parsed]:
+        """Each item by its node's id; an error for a relation two files define."""
+        by_id: dict[str, _Parsed] = {}
+        for item in parsed:
+            other = by_id.get(item.node.id)
+            if other is not None:
+                raise ProjectError(
+                    f"{item.node.kind.value} `{item.node.id}` is also defined by {other.node.relpath}",
+                    path=item.node.path,
+                    hint="each relation may be defined once; rename or move one of the files",
+                )
+            by_id[item.node.id] = item
+        return by_id
 
     def patch(self, old: Snapshot) -> Project | None:
         """The project again after some model or test files changed (`old.changed`): those
@@ -382,10 +420,27 @@ class _Loader:
         """An item's node with what it reads resolved (its query's tables now name their
         nodes), and what decides its query from now on: the rendered SQL and the node each table
         reference resolved to (keys the analysis and canonical SQL; "" without a query)."""
+        node, targets = self.linked(item, resolver)
+        return node, self.point(item, [nodes[t] for t in targets])
+
+    def point(self, item: _Parsed, targets: list[Node]) -> str:
+        """Name in the item's query, for each table reference, the node it resolved to
+        (`linked`'s targets); the key of what decides the query from now on ("" without one)."""
+        if item.ast is None:
+            return ""
+        for table, target in zip(item.ref_tables, targets, strict=True):
+            point_at(table, target)
+        deps = [t.id for t in targets]
+        drop_schema_qualifiers(item.ast, set(deps), self.dialect)
+        return content_key("ast", self.dialect, item.parse_key, *deps)
+
+    def linked(self, item: _Parsed, resolver: Resolver) -> tuple[Node, list[str]]:
+        """An item's node with what it and its assertions read resolved, and the node each
+        table reference of its query resolved to (in their order)."""
         node = item.node
         deps: list[str] = []
         ref_lines: dict[str, int] = {}
-        for table, ref in zip(item.ref_tables, item.refs, strict=True):
+        for ref in item.refs:
             target_id = resolver.resolve(ref, node, item.text)
             if target_id == node.id:
                 raise ProjectError(
@@ -398,11 +453,7 @@ class _Loader:
                 )
             deps.append(target_id)
             ref_lines.setdefault(target_id, ref.line)
-            point_at(table, nodes[target_id])
-        ast_key = ""
-        if item.ast is not None:
-            drop_schema_qualifiers(item.ast, set(deps), self.dialect)
-            ast_key = content_key("ast", self.dialect, item.parse_key, *deps)
+        targets = list(deps)
         check_deps: list[str] = []
         assertion_reads: list[str] = []
         assertions = []
@@ -425,7 +476,7 @@ class _Loader:
             ref_lines=ref_lines,
             assertions=tuple(assertions),
         )
-        return linked, ast_key
+        return linked, targets
 
     def _settle(
         self,
@@ -438,6 +489,21 @@ class _Loader:
     ) -> None:
         """A node once its upstream is settled: a model's columns, lineage and canonical SQL;
         then its assertions' columns are checked."""
+        self.analyze(item, nodes, asts, ast_key, lineage)
+        node = nodes[item.node.id]
+        validate_assertions(node, item.assertions, item.text, nodes, resolver, self.dialect)
+
+    def analyze(
+        self,
+        item: _Parsed,
+        nodes: dict[str, Node],
+        asts: Mapping[str, exp.Expr],
+        ast_key: str,
+        lineage: MutableMapping[str, Lineage],
+    ) -> None:
+        """A model's columns, lineage and canonical SQL, once its upstream is settled (in
+        `nodes`, where its node is replaced). A model reading a column its upstream lacks is
+        kept in `broken`."""
         with not_too_deep(item.node.path):
             node_id = item.node.id
             node = nodes[node_id]
@@ -469,8 +535,7 @@ class _Loader:
                         asts[node_id].copy(), dialect=self.dialect
                     ).sql(self.dialect, copy=False, comments=False, identify=True)
                     self.cache.put(canonical_key, canonical)
-                node = nodes[node_id] = replace(node, columns=analysis.columns, canonical=canonical)
-        validate_assertions(node, item.assertions, item.text, nodes, resolver, self.dialect)
+                nodes[node_id] = replace(node, columns=analysis.columns, canonical=canonical)
 
     # -- one file of each kind --------------------------------------------------------------
 

@@ -58,21 +58,32 @@ class _Stored(MutableMapping[str, V]):
     def __init__(self, values: dict[str, V]) -> None:
         self._values = values
         self._keys = set(values)
-        self._mapped: mmap.mmap | None = None  # where the stored ones are
+        # where the stored ones are: the mapped snapshot, or the pickles a parallel load made
+        self._mapped: mmap.mmap | bytes | None = None
         self._spans: dict[str, tuple[int, int]] = {}  # where in it each one's pickle is
         self._lock = threading.Lock()  # a build's threads read it at once
 
     @classmethod
-    def _stored(cls, mapped: mmap.mmap, spans: dict[str, tuple[int, int]]) -> Self:
+    def _stored(cls, mapped: mmap.mmap | bytes, spans: dict[str, tuple[int, int]]) -> Self:
         stored = cls({})
         stored._keys = set(spans)
         stored._mapped, stored._spans = mapped, spans
         return stored
 
+    @classmethod
+    def frozen(cls, pickles: dict[str, bytes]) -> Self:
+        """Values given as their pickles (`freeze`'s), each read when it is first used: the
+        processes of a parallel load (project/parallel.py) send them so."""
+        spans, start = {}, 0
+        for key, pickled in pickles.items():
+            spans[key] = (start, start + len(pickled))
+            start += len(pickled)
+        return cls._stored(b"".join(pickles.values()), spans)
+
     def _thaw(self, pickled: bytes) -> V:
         raise NotImplementedError
 
-    def _freeze(self, value: V) -> bytes:
+    def freeze(self, value: V) -> bytes:
         raise NotImplementedError
 
     def _each_pickled(self) -> Iterator[tuple[str, bytes]]:
@@ -85,7 +96,7 @@ class _Stored(MutableMapping[str, V]):
                     start, end = self._spans[key]
                     assert self._mapped is not None
                     kept = self._mapped[start:end]
-            yield key, kept if value is None else self._freeze(value)
+            yield key, kept if value is None else self.freeze(value)
 
     def __getitem__(self, key: str) -> V:
         found = self._values.get(key)
@@ -147,7 +158,7 @@ class Asts(_Stored[exp.Expr]):
         assert isinstance(loaded, exp.Expr)
         return loaded
 
-    def _freeze(self, value: exp.Expr) -> bytes:
+    def freeze(self, value: exp.Expr) -> bytes:
         return pickle.dumps(serde.dump(value), protocol=pickle.HIGHEST_PROTOCOL)
 
 
@@ -160,7 +171,7 @@ class Lineages(_Stored[Lineage]):
             raise pickle.UnpicklingError("a snapshot's lineage is not a Lineage")
         return loaded
 
-    def _freeze(self, value: Lineage) -> bytes:
+    def freeze(self, value: Lineage) -> bytes:
         return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
 
 

@@ -1,0 +1,342 @@
+"""A cold load of a large project, shared among processes.
+
+A load's time is Python's: parsing each model, qualifying its columns and walking its lineage
+(sqlglot) hold the interpreter's one lock, so threads would only take turns. A cold load of many
+models (`loader.load_processes`) starts one process per core instead, each a new interpreter
+(nothing of this process is copied: not its threads, not a database connection opening beside
+the load), and gives each a fixed share of the model files:
+
+1. each process reads, renders and parses its share, keeps the parsed queries, and sends back
+   what the rest of the load needs of them: nodes, table references, assertions;
+2. this process reads sources, seeds and tests meanwhile, then resolves every reference (only it
+   knows the whole project's names) and orders the graph;
+3. models are then settled in dependency order: a model whose upstream is settled goes to the
+   process that parsed it, with the upstream nodes that process has not seen yet; it sends back
+   the model's columns, canonical SQL, parse cache entries, lineage and query (these two already
+   pickled, as the snapshot keeps them). This process checks the model's assertions.
+
+Errors are told by this process, as one process alone would tell them: a process stops at the
+first error of its share, and the first file in the load's order wins. An error found while
+settling (where the order is the graph's), or anything unexpected in a process, makes the
+load start again in this process alone, which tells exactly what it would have told.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import socket
+import subprocess
+import sys
+import threading
+import traceback
+from collections import defaultdict
+from dataclasses import replace
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import Any
+
+from sqlops.errors import ProjectError
+from sqlops.graph.dag import Graph
+from sqlops.graph.lineage import Lineage
+from sqlops.project.cache import ParseCache
+from sqlops.project.columns import validate_assertions
+from sqlops.project.definition import Kind, Node
+from sqlops.project.loader import Project, _Collector, _Loader, _Parsed
+from sqlops.project.resolve import Resolver
+from sqlops.project.snapshot import Asts, Lineages
+
+
+class _Failed(Exception):
+    """The parallel load cannot finish: the load starts again in one process."""
+
+
+def load_in_parallel(loader: _Loader, models: list[Path], processes: int) -> Project | None:
+    """The project, its models' work shared among `processes` processes; None when it must be
+    loaded again in one process (see the module's docstring)."""
+    started: list[tuple[subprocess.Popen[bytes], Connection]] = []
+    try:
+        for _ in range(processes):
+            ours, theirs = socket.socketpair()
+            with theirs:
+                process = subprocess.Popen(
+                    [sys.executable, "-P", "-c", _START, str(theirs.fileno())],
+                    pass_fds=(theirs.fileno(),),
+                    env=os.environ | {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            conn = Connection(ours.detach())
+            started.append((process, conn))
+            conn.send(("start", loader.config, loader.target, loader.with_lineage))
+        return _Coordinator(loader, [conn for _, conn in started]).load(models)
+    except (_Failed, OSError):
+        return None
+    finally:
+        for process, conn in started:
+            conn.close()
+            try:  # each ends as soon as it has sent its last message
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:  # interrupted, or failed: not waited for
+                process.kill()
+                process.wait()
+
+
+# a load process: a new interpreter, not a fork (nothing of this process is copied) and not
+# multiprocessing's spawn (which runs the main script again, a user's script too)
+_START = "from sqlops.project.parallel import serve; serve()"
+
+
+class _Coordinator:
+    """This process's side: hands out the work, and puts the project together."""
+
+    def __init__(self, loader: _Loader, conns: list[Connection]) -> None:
+        self.loader = loader
+        self.conns = conns
+
+    def _receive(self, conn: Connection, expected: str) -> tuple[Any, ...]:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError) as exc:  # the process died (killed, out of memory)
+            raise _Failed("a load process ended") from exc
+        if message[0] != expected:
+            raise _Failed(message[1] if message[0] == "failed" else message[0])
+        return tuple(message[1:])
+
+    def load(self, models: list[Path]) -> Project:
+        loader, conns, k = self.loader, self.conns, len(self.conns)
+        for i, conn in enumerate(conns):
+            conn.send(("parse", [str(p) for p in models[i::k]]))
+        # meanwhile the other files; an error in them comes after any model's, as alone
+        others_error: ProjectError | None = None
+        try:
+            others = loader.others()
+        except ProjectError as exc:
+            others, others_error = [], exc
+        replies = [self._receive(conn, "parsed") for conn in conns]
+        first: tuple[int, ProjectError] | None = None
+        for i, (shipped, error, entries) in enumerate(replies):
+            loader.cache.adopt(entries)
+            if error is not None:
+                at = i + k * len(shipped)  # its place among all the model files
+                if first is None or at < first[0]:
+                    first = (at, error)
+        if first is not None:
+            raise first[1]
+        if others_error is not None:
+            raise others_error
+
+        parsed: list[_Parsed] = []
+        owner: dict[str, int] = {}
+        for at in range(len(models)):
+            node, text, refs, assertions = replies[at % k][0][at // k]
+            parsed.append(_Parsed(node, text, None, refs, [], assertions))
+            owner[node.id] = at % k
+        parsed += others
+        by_id = loader.check_unique(parsed)
+        resolver = Resolver(p.node for p in parsed)
+        nodes: dict[str, Node] = {}
+        targets: dict[str, list[str]] = {}
+        for item in parsed:
+            node, targets[item.node.id] = loader.linked(item, resolver)
+            nodes[node.id] = node
+        graph = Graph(nodes)
+        try:
+            return self._settle(nodes, targets, by_id, owner, graph, resolver)
+        except ProjectError as exc:  # told in the graph's order by a load alone
+            raise _Failed(str(exc)) from exc
+
+    def _settle(
+        self,
+        nodes: dict[str, Node],
+        targets: dict[str, list[str]],
+        by_id: dict[str, _Parsed],
+        owner: dict[str, int],
+        graph: Graph,
+        resolver: Resolver,
+    ) -> Project:
+        loader, conns = self.loader, self.conns
+        order = graph.topological()
+        readers: dict[str, list[str]] = defaultdict(list)
+        waiting: dict[str, int] = {}
+        for node_id in order:
+            deps = dict.fromkeys(nodes[node_id].all_deps)
+            waiting[node_id] = len(deps)
+            for dep in deps:
+                readers[dep].append(node_id)
+        ready = [n for n in order if not waiting[n]]
+        known: list[set[str]] = [set() for _ in conns]  # the nodes each process was sent
+        asts: dict[str, bytes] = {}
+        lineages: dict[str, bytes] = {}
+        broken: list[tuple[str, str, str, ProjectError]] = []
+        settled = outstanding = 0
+
+        def done(node_id: str) -> None:
+            nonlocal settled
+            settled += 1
+            for reader in readers[node_id]:
+                waiting[reader] -= 1
+                if not waiting[reader]:
+                    ready.append(reader)
+
+        while settled < len(order):
+            batches: dict[int, list[tuple[str, Node, list[str]]]] = defaultdict(list)
+            while ready:
+                node_id = ready.pop()
+                if nodes[node_id].kind is Kind.MODEL:
+                    batches[owner[node_id]].append((node_id, nodes[node_id], targets[node_id]))
+                    continue
+                loader._settle(by_id[node_id], nodes, {}, "", {}, resolver)  # checks only
+                done(node_id)
+            for i, batch in batches.items():
+                wanted = {d for node_id, _, _ in batch for d in nodes[node_id].all_deps}
+                new = [nodes[d] for d in wanted - known[i]]
+                known[i] |= wanted
+                conns[i].send(("settle", batch, new))
+                outstanding += len(batch)
+            if settled == len(order):
+                break
+            if not outstanding:
+                raise _Failed("nothing left to settle")  # cannot happen in an acyclic graph
+            for conn in wait(conns):
+                assert isinstance(conn, Connection)
+                node_id, columns, canonical, lineage, found, ast, entries = self._receive(
+                    conn, "settled"
+                )
+                outstanding -= 1
+                known[conns.index(conn)].add(node_id)
+                node = nodes[node_id] = replace(
+                    nodes[node_id], columns=columns, canonical=canonical
+                )
+                asts[node_id] = ast
+                if lineage is not None:
+                    lineages[node_id] = lineage
+                broken += found
+                loader.cache.adopt(entries)
+                item = by_id[node_id]
+                validate_assertions(
+                    node, item.assertions, item.text, nodes, resolver, loader.dialect
+                )
+                done(node_id)
+
+        for conn in conns:
+            conn.send(("stop",))
+        for conn in conns:
+            (env_read,) = self._receive(conn, "stopped")
+            loader.renderer.env_read.update(env_read)
+        rank = {n: i for i, n in enumerate(order)}
+        loader.broken = sorted(broken, key=lambda b: rank[b[0]])  # as a load alone finds them
+        return Project(
+            loader.config,
+            loader.target,
+            nodes,
+            graph,
+            resolver,
+            Asts.frozen(asts),
+            Lineages.frozen(lineages),
+            loader.broken,
+            processes=len(conns),
+        )
+
+
+# -- the other processes' side ------------------------------------------------------------------
+
+
+def serve() -> None:
+    """A load process (`_START`): it does what the messages on its socket ask, in their
+    order, until told to stop."""
+    conn = Connection(int(sys.argv[1]))
+    inbox: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+
+    def receive() -> None:
+        # a thread of its own empties the socket: the coordinator never waits on a full one
+        # while this process waits to send
+        try:
+            while True:
+                message = conn.recv()
+                inbox.put(message)
+                if message[0] == "stop":
+                    return
+        except (EOFError, OSError):  # the coordinator is gone
+            inbox.put(("gone",))
+
+    threading.Thread(target=receive, daemon=True).start()
+    try:
+        start = inbox.get()
+        if start[0] == "start":
+            _, config, target, lineage = start
+            loader = _Loader(config, target, ParseCache(None), lineage)
+            with _Collector() as collector:
+                _Worker(loader, conn, collector).serve(inbox)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            conn.send(("failed", traceback.format_exc()))
+    finally:
+        os._exit(0)  # what it made dies with it: no interpreter shutdown to wait for
+
+
+class _Worker:
+    def __init__(self, loader: _Loader, conn: Connection, collector: _Collector) -> None:
+        self.loader = loader
+        self.conn = conn
+        self.collector = collector
+        self.items: dict[str, _Parsed] = {}  # parsed, not settled yet
+        self.nodes: dict[str, Node] = {}  # every node it was sent or settled
+        self.asts = Asts({})
+        self.lineages = Lineages({})
+
+    def serve(self, inbox: queue.SimpleQueue[tuple[Any, ...]]) -> None:
+        while True:
+            message = inbox.get()
+            if message[0] == "parse":
+                self.parse(message[1])
+            elif message[0] == "settle":
+                self.settle(message[1], message[2])
+            elif message[0] == "stop":
+                self.conn.send(("stopped", self.loader.renderer.env_read))
+                return
+            else:
+                return
+
+    def parse(self, paths: list[str]) -> None:
+        shipped: list[tuple[Any, ...]] = []
+        error: ProjectError | None = None
+        for path in paths:
+            try:
+                item = self.loader._model(Path(path))
+            except ProjectError as exc:  # the first of its share: the coordinator tells it
+                error = exc
+                break
+            self.items[item.node.id] = item
+            shipped.append((item.node, item.text, item.refs, item.assertions))
+            self.collector.made_one()
+        self.conn.send(("parsed", shipped, error, self.loader.cache.take_new()))
+
+    def settle(self, batch: list[tuple[str, Node, list[str]]], known: list[Node]) -> None:
+        for node in known:
+            self.nodes[node.id] = node
+        for node_id, linked, targets in batch:
+            item = self.items.pop(node_id)
+            item.node = self.nodes[node_id] = linked
+            ast_key = self.loader.point(item, [self.nodes[t] for t in targets])
+            assert item.ast is not None
+            lineage: dict[str, Lineage] = {}
+            self.loader.broken = []
+            self.loader.analyze(item, self.nodes, {node_id: item.ast}, ast_key, lineage)
+            node = self.nodes[node_id]
+            found = lineage.get(node_id)
+            self.conn.send(
+                (
+                    "settled",
+                    node_id,
+                    node.columns,
+                    node.canonical,
+                    None if found is None else self.lineages.freeze(found),
+                    self.loader.broken,
+                    self.asts.freeze(item.ast),
+                    self.loader.cache.take_new(),
+                )
+            )
+            self.collector.made_one()
