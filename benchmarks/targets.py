@@ -26,7 +26,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -271,7 +271,8 @@ class TargetRunner:
         memory = self._add(
             Scenario(
                 "load-memory",
-                "peak memory of a cold load (max RSS of the process)",
+                "peak memory of a cold load (max RSS of the process, plus that of each process "
+                "it shared the load with)",
                 Target(1024, "MiB"),
             )
         )
@@ -281,9 +282,16 @@ class TargetRunner:
             self.r.clear_cache()
             sample = self.r.worker(root, "load-cli")
             cold.sqlops.append(sample)
-            memory.sqlops.append(sample)
             assert sample.result is not None
-            self._line("cold", sample, f"  load {sample.result['load']:.2f}s")
+            # the load's own processes count too: the sum of their peaks, not the largest
+            together = max(sample.max_rss_mb, float(sample.result.get("all_max_rss_mb", 0)))
+            memory.sqlops.append(replace(sample, max_rss_mb=together))
+            processes = sample.result.get("processes", 1)
+            self._line(
+                "cold",
+                sample,
+                f"  load {sample.result['load']:.2f}s, {processes} process(es), {together:.0f} MiB",
+            )
             sample = self.r.worker(root, "load-cli")
             warm.sqlops.append(sample)
             assert sample.result is not None

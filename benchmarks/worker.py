@@ -19,6 +19,7 @@ import cProfile
 import json
 import os
 import pstats
+import resource
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -59,6 +60,10 @@ def load_cli(project: Path) -> dict[str, Any]:
     imported = time.perf_counter()
     loaded = load_project(project)
     done = time.perf_counter()
+    processes = getattr(loaded, "processes", 1)
+    # a load shared among processes: each one's peak, so that the memory figure is their sum
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    each = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return {
         "startup": before - _STARTED,
         "import": imported - before,
@@ -67,6 +72,12 @@ def load_cli(project: Path) -> dict[str, Any]:
         "models": sum(1 for n in loaded.nodes.values() if n.kind is Kind.MODEL),
         "models_with_lineage": len(loaded.lineage),
         "from_snapshot": getattr(loaded, "from_snapshot", None),
+        "processes": processes,
+        "own_max_rss_mb": own,
+        "load_process_max_rss_mb": each if processes > 1 else 0.0,
+        # at most what all of them held at once: our peak, and each load process's taken to be
+        # the largest one's (wait4 tells only the largest single process)
+        "all_max_rss_mb": own + (processes * each if processes > 1 else 0.0),
     }
 
 

@@ -500,10 +500,13 @@ class _Loader:
         asts: Mapping[str, exp.Expr],
         ast_key: str,
         lineage: MutableMapping[str, Lineage],
+        *,
+        consume: bool = False,
     ) -> None:
         """A model's columns, lineage and canonical SQL, once its upstream is settled (in
         `nodes`, where its node is replaced). A model reading a column its upstream lacks is
-        kept in `broken`."""
+        kept in `broken`. With `consume`, its tree is this call's to change (a load process
+        has sent its pickle already): the canonical SQL is printed from it, not from a copy."""
         with not_too_deep(item.node.path):
             node_id = item.node.id
             node = nodes[node_id]
@@ -531,9 +534,10 @@ class _Loader:
                 canonical = self.cache.get(canonical_key)
                 if not isinstance(canonical, str):
                     # the copy is this call's own, so the generator need not copy it again
-                    canonical = normalize_identifiers(
-                        asts[node_id].copy(), dialect=self.dialect
-                    ).sql(self.dialect, copy=False, comments=False, identify=True)
+                    tree = asts[node_id] if consume else asts[node_id].copy()
+                    canonical = normalize_identifiers(tree, dialect=self.dialect).sql(
+                        self.dialect, copy=False, comments=False, identify=True
+                    )
                     self.cache.put(canonical_key, canonical)
                 nodes[node_id] = replace(node, columns=analysis.columns, canonical=canonical)
 

@@ -37,15 +37,18 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
+from sqlglot import exp, serde
+
 from sqlops.errors import ProjectError
 from sqlops.graph.dag import Graph
 from sqlops.graph.lineage import Lineage
-from sqlops.project.cache import ParseCache
+from sqlops.project.cache import ParseCache, loads
 from sqlops.project.columns import validate_assertions
 from sqlops.project.definition import Kind, Node
 from sqlops.project.loader import Project, _Collector, _Loader, _Parsed
 from sqlops.project.resolve import Resolver
 from sqlops.project.snapshot import Asts, Lineages
+from sqlops.syntax import table_refs
 
 
 class _Failed(Exception):
@@ -168,8 +171,7 @@ class _Coordinator:
                 readers[dep].append(node_id)
         ready = [n for n in order if not waiting[n]]
         known: list[set[str]] = [set() for _ in conns]  # the nodes each process was sent
-        asts: dict[str, bytes] = {}
-        lineages: dict[str, bytes] = {}
+        asts, lineages = _Pickles(), _Pickles()
         broken: list[tuple[str, str, str, ProjectError]] = []
         settled = outstanding = 0
 
@@ -210,9 +212,9 @@ class _Coordinator:
                 node = nodes[node_id] = replace(
                     nodes[node_id], columns=columns, canonical=canonical
                 )
-                asts[node_id] = ast
+                asts.add(node_id, ast)
                 if lineage is not None:
-                    lineages[node_id] = lineage
+                    lineages.add(node_id, lineage)
                 broken += found
                 loader.cache.adopt(entries)
                 item = by_id[node_id]
@@ -234,11 +236,24 @@ class _Coordinator:
             nodes,
             graph,
             resolver,
-            Asts.frozen(asts),
-            Lineages.frozen(lineages),
+            Asts.frozen(asts.buffer, asts.spans),
+            Lineages.frozen(lineages.buffer, lineages.spans),
             loader.broken,
             processes=len(conns),
         )
+
+
+class _Pickles:
+    """Pickles as they come, one after the other in one buffer: no list of them joined at the
+    end (for 10,000 models, 100 MB twice)."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self.spans: dict[str, tuple[int, int]] = {}
+
+    def add(self, key: str, pickled: bytes) -> None:
+        self.spans[key] = (len(self.buffer), len(self.buffer) + len(pickled))
+        self.buffer += pickled
 
 
 # -- the other processes' side ------------------------------------------------------------------
@@ -283,6 +298,7 @@ class _Worker:
         self.conn = conn
         self.collector = collector
         self.items: dict[str, _Parsed] = {}  # parsed, not settled yet
+        self.trees: dict[str, str] = {}  # their trees, as parse-cache entries
         self.nodes: dict[str, Node] = {}  # every node it was sent or settled
         self.asts = Asts({})
         self.lineages = Lineages({})
@@ -301,18 +317,34 @@ class _Worker:
                 return
 
     def parse(self, paths: list[str]) -> None:
+        """Parse a share. Each tree is kept as its parse-cache entry (JSON text) until its
+        model is settled, and read back then, as a load with a warm parse cache reads it: a
+        fifth of the memory, for 0.2 ms a model."""
         shipped: list[tuple[Any, ...]] = []
         error: ProjectError | None = None
+        entries: dict[str, str] = {}
         for path in paths:
             try:
                 item = self.loader._model(Path(path))
             except ProjectError as exc:  # the first of its share: the coordinator tells it
                 error = exc
                 break
+            new = self.loader.cache.take_new()
+            entries |= new
+            self.trees[item.node.id] = new[item.parse_key]
+            item.ast, item.ref_tables = None, []
             self.items[item.node.id] = item
             shipped.append((item.node, item.text, item.refs, item.assertions))
             self.collector.made_one()
-        self.conn.send(("parsed", shipped, error, self.loader.cache.take_new()))
+        self.conn.send(("parsed", shipped, error, entries))
+
+    def _tree(self, item: _Parsed) -> exp.Expr:
+        """A model's tree, from its parse-cache entry, with its table references found again."""
+        (dumped,) = loads(self.trees.pop(item.node.id))
+        tree = serde.load(dumped)
+        assert isinstance(tree, exp.Expr)
+        item.ast, item.ref_tables = tree, [t for t, _ in table_refs(tree, 0, self.loader.dialect)]
+        return tree
 
     def settle(self, batch: list[tuple[str, Node, list[str]]], known: list[Node]) -> None:
         for node in known:
@@ -320,11 +352,12 @@ class _Worker:
         for node_id, linked, targets in batch:
             item = self.items.pop(node_id)
             item.node = self.nodes[node_id] = linked
+            tree = self._tree(item)
             ast_key = self.loader.point(item, [self.nodes[t] for t in targets])
-            assert item.ast is not None
+            frozen = self.asts.freeze(tree)  # first: the analysis may change the tree
             lineage: dict[str, Lineage] = {}
             self.loader.broken = []
-            self.loader.analyze(item, self.nodes, {node_id: item.ast}, ast_key, lineage)
+            self.loader.analyze(item, self.nodes, {node_id: tree}, ast_key, lineage, consume=True)
             node = self.nodes[node_id]
             found = lineage.get(node_id)
             self.conn.send(
@@ -335,7 +368,7 @@ class _Worker:
                     node.canonical,
                     None if found is None else self.lineages.freeze(found),
                     self.loader.broken,
-                    self.asts.freeze(item.ast),
+                    frozen,
                     self.loader.cache.take_new(),
                 )
             )

@@ -59,34 +59,30 @@ class _Stored(MutableMapping[str, V]):
         self._values = values
         self._keys = set(values)
         # where the stored ones are: the mapped snapshot, or the pickles a parallel load made
-        self._mapped: mmap.mmap | bytes | None = None
+        self._mapped: mmap.mmap | bytearray | None = None
         self._spans: dict[str, tuple[int, int]] = {}  # where in it each one's pickle is
         self._lock = threading.Lock()  # a build's threads read it at once
 
     @classmethod
-    def _stored(cls, mapped: mmap.mmap | bytes, spans: dict[str, tuple[int, int]]) -> Self:
+    def _stored(cls, mapped: mmap.mmap | bytearray, spans: dict[str, tuple[int, int]]) -> Self:
         stored = cls({})
         stored._keys = set(spans)
         stored._mapped, stored._spans = mapped, spans
         return stored
 
     @classmethod
-    def frozen(cls, pickles: dict[str, bytes]) -> Self:
-        """Values given as their pickles (`freeze`'s), each read when it is first used: the
-        processes of a parallel load (project/parallel.py) send them so."""
-        spans, start = {}, 0
-        for key, pickled in pickles.items():
-            spans[key] = (start, start + len(pickled))
-            start += len(pickled)
-        return cls._stored(b"".join(pickles.values()), spans)
+    def frozen(cls, pickles: bytearray, spans: dict[str, tuple[int, int]]) -> Self:
+        """Values given as their pickles (`freeze`'s) one after the other, each read when it is
+        first used: the processes of a parallel load (project/parallel.py) send them so."""
+        return cls._stored(pickles, spans)
 
-    def _thaw(self, pickled: bytes) -> V:
+    def _thaw(self, pickled: bytes | bytearray) -> V:
         raise NotImplementedError
 
     def freeze(self, value: V) -> bytes:
         raise NotImplementedError
 
-    def _each_pickled(self) -> Iterator[tuple[str, bytes]]:
+    def _each_pickled(self) -> Iterator[tuple[str, bytes | bytearray]]:
         """(key, pickled value) of each, in key order, made one at a time: a value that was not
         read is copied from the mapped file."""
         for key in sorted(self._keys):
@@ -153,7 +149,7 @@ class Asts(_Stored[exp.Expr]):
     """Each model's parsed query: a build of a few models parses back only theirs, `sqlops
     impact` none."""
 
-    def _thaw(self, pickled: bytes) -> exp.Expr:
+    def _thaw(self, pickled: bytes | bytearray) -> exp.Expr:
         loaded = serde.load(_safe_loads(pickled))
         assert isinstance(loaded, exp.Expr)
         return loaded
@@ -165,7 +161,7 @@ class Asts(_Stored[exp.Expr]):
 class Lineages(_Stored[Lineage]):
     """Each model's column lineage: `sqlops impact` reads only the models its walk reaches."""
 
-    def _thaw(self, pickled: bytes) -> Lineage:
+    def _thaw(self, pickled: bytes | bytearray) -> Lineage:
         loaded = _safe_loads(pickled)
         if not isinstance(loaded, Lineage):
             raise pickle.UnpicklingError("a snapshot's lineage is not a Lineage")
@@ -420,7 +416,7 @@ def _safe_load(stream: IO[bytes] | mmap.mmap, *, freeze: bool = False) -> Any:
             gc.enable()
 
 
-def _safe_loads(data: bytes) -> Any:
+def _safe_loads(data: bytes | bytearray) -> Any:
     return _safe_load(io.BytesIO(data))
 
 
