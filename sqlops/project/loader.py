@@ -7,6 +7,7 @@ import gc
 import hashlib
 import os
 import re
+import sys
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -238,16 +239,22 @@ def load_processes(models: int, cache: ParseCache) -> int:
     alone). `$SQLOPS_LOAD_PROCESSES` sets it; otherwise the cores, at most 4, for a large
     project whose parse cache does not already hold a load of it."""
     setting = os.environ.get("SQLOPS_LOAD_PROCESSES", "").strip()
+    if setting and (not setting.isdecimal() or not 1 <= int(setting) <= 64):
+        raise ConfigError(
+            f"SQLOPS_LOAD_PROCESSES is `{setting}`, not a number of processes from 1 to 64",
+            hint="set it to 1 to load in one process, or to 2 or more; unset, sqlops "
+            "chooses from the cores",
+        )
+    # new interpreters of this one are started: not where there is no such program (an
+    # embedded or frozen Python), nor on Windows (the sockets are passed as descriptors)
+    if os.name != "posix" or not sys.executable or getattr(sys, "frozen", False):
+        return 1
+    if cache.size >= models:  # a load of it is cached: one process reads it
+        return 1
     if setting:
-        if not setting.isdigit() or int(setting) < 1:
-            raise ConfigError(
-                f"SQLOPS_LOAD_PROCESSES is `{setting}`, not a whole number of processes",
-                hint="set it to 1 to load in one process, or to 2 or more; unset, sqlops "
-                "chooses from the cores",
-            )
         return int(setting)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    if models < PARALLEL_MODELS or (cores or 1) < 2 or cache.size >= models:
+    if models < PARALLEL_MODELS or (cores or 1) < 2:
         return 1
     return min(cores or 1, 4)
 

@@ -42,7 +42,7 @@ from sqlglot import exp, serde
 from sqlops.errors import ProjectError
 from sqlops.graph.dag import Graph
 from sqlops.graph.lineage import Lineage
-from sqlops.project.cache import ParseCache, loads
+from sqlops.project.cache import FORMAT, ParseCache, loads
 from sqlops.project.columns import validate_assertions
 from sqlops.project.definition import Kind, Node
 from sqlops.project.loader import Project, _Collector, _Loader, _Parsed
@@ -59,37 +59,51 @@ def load_in_parallel(loader: _Loader, models: list[Path], processes: int) -> Pro
     """The project, its models' work shared among `processes` processes; None when it must be
     loaded again in one process (see the module's docstring)."""
     started: list[tuple[subprocess.Popen[bytes], Connection]] = []
+    finished = False
     try:
         for _ in range(processes):
             ours, theirs = socket.socketpair()
             with theirs:
+                conn = Connection(ours.detach())
                 process = subprocess.Popen(
-                    [sys.executable, "-P", "-c", _START, str(theirs.fileno())],
+                    [sys.executable, "-P", "-c", _START, str(theirs.fileno()), *sys.path],
                     pass_fds=(theirs.fileno(),),
-                    env=os.environ | {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
                 )
-            conn = Connection(ours.detach())
             started.append((process, conn))
+        for _, conn in started:
+            # a process that does not answer, or runs another sqlops or sqlglot, is not used
+            if not conn.poll(_READY_WITHIN) or conn.recv() != ("ready", FORMAT):
+                raise _Failed("a load process did not start")
             conn.send(("start", loader.config, loader.target, loader.with_lineage))
-        return _Coordinator(loader, [conn for _, conn in started]).load(models)
-    except (_Failed, OSError):
+        project = _Coordinator(loader, [conn for _, conn in started]).load(models)
+        finished = True
+        return project
+    except ProjectError:
+        raise
+    except Exception as exc:  # _Failed, or anything unexpected: one process loads it again
+        if os.environ.get("SQLOPS_DEBUG") == "1":
+            print(f"sqlops: the load starts again in one process: {exc}", file=sys.stderr)
         return None
     finally:
         for process, conn in started:
-            conn.close()
-            try:  # each ends as soon as it has sent its last message
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:  # interrupted, or failed: not waited for
-                process.kill()
+            conn.close()  # a process that is still working ends when its socket closes
+            try:
+                if not finished:
+                    process.kill()
+            finally:
                 process.wait()
 
 
 # a load process: a new interpreter, not a fork (nothing of this process is copied) and not
-# multiprocessing's spawn (which runs the main script again, a user's script too)
-_START = "from sqlops.project.parallel import serve; serve()"
+# multiprocessing's spawn (which runs the main script again, a user's script too); it imports
+# what this process imports (its sys.path, given after the socket's descriptor)
+_START = (
+    "import sys; sys.path[:0] = sys.argv[2:]; from sqlops.project.parallel import serve; serve()"
+)
+_READY_WITHIN = 30.0  # seconds for a new interpreter to import sqlops and say so
 
 
 class _Coordinator:
@@ -113,10 +127,10 @@ class _Coordinator:
         for i, conn in enumerate(conns):
             conn.send(("parse", [str(p) for p in models[i::k]]))
         # meanwhile the other files; an error in them comes after any model's, as alone
-        others_error: ProjectError | None = None
+        others_error: Exception | None = None
         try:
             others = loader.others()
-        except ProjectError as exc:
+        except Exception as exc:
             others, others_error = [], exc
         replies = [self._receive(conn, "parsed") for conn in conns]
         first: tuple[int, ProjectError] | None = None
@@ -274,9 +288,10 @@ def serve() -> None:
                 inbox.put(message)
                 if message[0] == "stop":
                     return
-        except (EOFError, OSError):  # the coordinator is gone
-            inbox.put(("gone",))
+        except (EOFError, OSError):  # the coordinator is gone, or done with this process
+            os._exit(0)
 
+    conn.send(("ready", FORMAT))
     threading.Thread(target=receive, daemon=True).start()
     try:
         start = inbox.get()

@@ -162,6 +162,19 @@ def test_environment_read_by_templates_in_other_processes_keeps_the_snapshot_hon
     assert "'apac'" in (again.nodes["extra.region"].canonical or "")
 
 
+def test_the_processes_see_the_environment_unchanged(
+    mixed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What they need to import sqlops is not passed in the environment templates read."""
+    (mixed / "models" / "extra" / "path.sql").write_text(
+        'SELECT \'{{ env_var("PYTHONPATH", "unset") }}\' AS path\n'
+    )
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    shared = _load(mixed, 2, monkeypatch)
+    assert shared.processes == 2
+    assert "'unset'" in (shared.nodes["extra.path"].canonical or "")
+
+
 def test_a_script_without_a_main_guard_runs_once(mixed: Path, tmp_path: Path) -> None:
     """The processes are new interpreters that import sqlops, not the script that loads."""
     marker = tmp_path / "runs.txt"
@@ -191,7 +204,7 @@ def test_how_many_processes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
     assert load_processes(PARALLEL_MODELS, empty) == (1 if cores < 2 else min(cores, 4))
     monkeypatch.setenv("SQLOPS_LOAD_PROCESSES", "3")
     assert load_processes(5, empty) == 3
-    for bad in ("0", "two", "-1"):
+    for bad in ("0", "two", "-1", "\u00b2", "65"):
         monkeypatch.setenv("SQLOPS_LOAD_PROCESSES", bad)
         with pytest.raises(ConfigError, match="SQLOPS_LOAD_PROCESSES"):
             load_processes(5, empty)
