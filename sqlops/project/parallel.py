@@ -63,15 +63,19 @@ def load_in_parallel(loader: _Loader, models: list[Path], processes: int) -> Pro
     try:
         for _ in range(processes):
             ours, theirs = socket.socketpair()
-            with theirs:
-                conn = Connection(ours.detach())
-                process = subprocess.Popen(
-                    [sys.executable, "-P", "-c", _START, str(theirs.fileno()), *sys.path],
-                    pass_fds=(theirs.fileno(),),
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
+            conn = Connection(ours.detach())
+            try:
+                with theirs:
+                    process = subprocess.Popen(
+                        [sys.executable, "-P", "-c", _START, str(theirs.fileno()), *sys.path],
+                        pass_fds=(theirs.fileno(),),
+                        stdin=subprocess.DEVNULL,
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                    )
+            except BaseException:
+                conn.close()
+                raise
             started.append((process, conn))
         for _, conn in started:
             # a process that does not answer, or runs another sqlops or sqlglot, is not used
