@@ -69,6 +69,10 @@ class Graph:
             return list(self._order)
         return sorted(set(subset), key=self._rank.__getitem__)
 
+    def upstream(self, node_id: str) -> list[str]:
+        """The nodes it reads directly, each once."""
+        return list(self._pred[node_id])
+
     def downstream(self, node_id: str) -> list[str]:
         return self.topological(self._succ[node_id])
 

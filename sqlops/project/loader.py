@@ -497,6 +497,10 @@ class _Loader:
         """A node once its upstream is settled: a model's columns, lineage and canonical SQL;
         then its assertions' columns are checked."""
         self.analyze(item, nodes, asts, ast_key, lineage)
+        self.check(item, nodes, resolver)
+
+    def check(self, item: _Parsed, nodes: dict[str, Node], resolver: Resolver) -> None:
+        """The columns its assertions name, against its settled node (in `nodes`)."""
         node = nodes[item.node.id]
         validate_assertions(node, item.assertions, item.text, nodes, resolver, self.dialect)
 

@@ -43,7 +43,6 @@ from sqlops.errors import ProjectError
 from sqlops.graph.dag import Graph
 from sqlops.graph.lineage import Lineage
 from sqlops.project.cache import FORMAT, ParseCache, loads
-from sqlops.project.columns import validate_assertions
 from sqlops.project.definition import Kind, Node
 from sqlops.project.loader import Project, _Collector, _Loader, _Parsed
 from sqlops.project.resolve import Resolver
@@ -180,13 +179,7 @@ class _Coordinator:
     ) -> Project:
         loader, conns = self.loader, self.conns
         order = graph.topological()
-        readers: dict[str, list[str]] = defaultdict(list)
-        waiting: dict[str, int] = {}
-        for node_id in order:
-            deps = dict.fromkeys(nodes[node_id].all_deps)
-            waiting[node_id] = len(deps)
-            for dep in deps:
-                readers[dep].append(node_id)
+        waiting = {n: len(graph.upstream(n)) for n in order}  # upstream nodes not settled yet
         ready = [n for n in order if not waiting[n]]
         known: list[set[str]] = [set() for _ in conns]  # the nodes each process was sent
         asts, lineages = _Pickles(), _Pickles()
@@ -196,7 +189,7 @@ class _Coordinator:
         def done(node_id: str) -> None:
             nonlocal settled
             settled += 1
-            for reader in readers[node_id]:
+            for reader in graph.downstream(node_id):
                 waiting[reader] -= 1
                 if not waiting[reader]:
                     ready.append(reader)
@@ -208,10 +201,10 @@ class _Coordinator:
                 if nodes[node_id].kind is Kind.MODEL:
                     batches[owner[node_id]].append((node_id, nodes[node_id], targets[node_id]))
                     continue
-                loader._settle(by_id[node_id], nodes, {}, "", {}, resolver)  # checks only
+                loader.check(by_id[node_id], nodes, resolver)  # a source, seed or test
                 done(node_id)
             for i, batch in batches.items():
-                wanted = {d for node_id, _, _ in batch for d in nodes[node_id].all_deps}
+                wanted = {d for node_id, _, _ in batch for d in graph.upstream(node_id)}
                 new = [nodes[d] for d in wanted - known[i]]
                 known[i] |= wanted
                 conns[i].send(("settle", batch, new))
@@ -227,18 +220,13 @@ class _Coordinator:
                 )
                 outstanding -= 1
                 known[conns.index(conn)].add(node_id)
-                node = nodes[node_id] = replace(
-                    nodes[node_id], columns=columns, canonical=canonical
-                )
+                nodes[node_id] = replace(nodes[node_id], columns=columns, canonical=canonical)
                 asts.add(node_id, ast)
                 if lineage is not None:
                     lineages.add(node_id, lineage)
                 broken += found
                 loader.cache.adopt(entries)
-                item = by_id[node_id]
-                validate_assertions(
-                    node, item.assertions, item.text, nodes, resolver, loader.dialect
-                )
+                loader.check(by_id[node_id], nodes, resolver)
                 done(node_id)
 
         for conn in conns:
