@@ -15,6 +15,8 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, SqlglotError, TokenError
 from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 from sqlglot.optimizer.scope import traverse_scope
+from sqlglot.schema import MappingSchema
+from sqlglot.schema import normalize_name as sqlglot_normalize_name
 from sqlglot.tokens import Token, TokenType  # type: ignore[attr-defined]
 
 from sqlops.errors import ProjectError, snippet_at
@@ -164,7 +166,22 @@ def parse_statements(
         _check_set_operations(
             statement, dialect, path, file_text, line_offset, lines, column_offset
         )
+        _keep_positions(statement)
     return statements
+
+
+def _keep_positions(tree: exp.Expr) -> None:
+    """Only the line and column of each identifier stay in a parsed tree's metadata: they are
+    all sqlops reads once a file is parsed (a table or column named in an error), and sqlglot
+    deep-copies every node's metadata dict at each copy of a tree and at each SQL it prints
+    from one, which a load does several times a model."""
+    for node in tree.walk():
+        meta = node._meta
+        if meta is not None:
+            if type(node) is exp.Identifier and "line" in meta:
+                node._meta = {"line": meta["line"], "col": meta["col"]}
+            else:
+                node._meta = None
 
 
 @contextlib.contextmanager
@@ -314,6 +331,35 @@ def schema_for_sqlglot(schema: dict[str, object], dialect: str) -> dict[str, obj
             for table, columns in tables.items()
         }
     return result
+
+
+def normalized_schema(schema: dict[str, object], dialect: str) -> MappingSchema | dict[str, object]:
+    """`schema_for_sqlglot(schema)` as the schema sqlglot's `qualify` would make of it, its names
+    already normalized: sqlglot normalizes each name of a schema it is given (parsing it as
+    SQL) and each table it looks up in it again, about a quarter of a model's `qualify`. Here
+    each name is normalized by sqlglot's own function, once a load and not once a model
+    (`_normalized`), and the schema reads the query's names as they are (`normalize=False`): the
+    query's identifiers are normalized by `qualify` before it looks anything up. A table with no
+    column is given as it is, for sqlglot to refuse as it does."""
+    mapping: dict[str, object] = {}
+    for schema_name, tables in schema.items():
+        assert isinstance(tables, dict)
+        normalized: dict[str, object] = {}
+        for table, columns in tables.items():
+            assert isinstance(columns, dict)
+            if not columns:
+                return schema_for_sqlglot(schema, dialect)
+            normalized[_normalized(table, dialect, True)] = {
+                _normalized(column, dialect, False): kind for column, kind in columns.items()
+            }
+        mapping[_normalized(schema_name, dialect, True)] = normalized
+    return MappingSchema(mapping, dialect=dialect, normalize=False)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _normalized(name: str, dialect: str, is_table: bool) -> str:
+    """A name of a schema as sqlglot's MappingSchema normalizes it."""
+    return sqlglot_normalize_name(_schema_key(name, dialect), dialect, is_table=is_table).name
 
 
 def table_refs(

@@ -27,8 +27,8 @@ from sqlops.project.resolve import Resolver
 from sqlops.syntax import (
     TableRef,
     normalize_name,
+    normalized_schema,
     outer_select,
-    schema_for_sqlglot,
     selects_star,
 )
 
@@ -118,7 +118,7 @@ def qualified_copy(ast: exp.Expr, schema: dict[str, object], dialect: str) -> ex
     """
     qualified = qualify(
         ast.copy(),
-        schema=schema_for_sqlglot(schema, dialect),
+        schema=normalized_schema(schema, dialect),
         dialect=dialect,
         validate_qualify_columns=False,
         quote_identifiers=False,
