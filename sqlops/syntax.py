@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import sqlglot
 from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import ParseError, SqlglotError, TokenError
 from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 from sqlglot.optimizer.scope import traverse_scope
@@ -39,6 +39,13 @@ class TableRef:
 
 
 LineMap = Callable[[int], int]
+
+
+@functools.cache
+def sqlglot_dialect(name: str) -> Dialect:
+    """The dialect named `name`, made once: sqlglot makes a new one at each call given a name
+    (each parse, print and normalized name), about 4% of a cold load."""
+    return Dialect.get_or_raise(name)
 
 
 def same_line(line: int) -> int:
@@ -75,7 +82,7 @@ def _same_shape(source: str, rendered: str) -> bool:
 def top_level_tokens(text: str, dialect: str) -> list[Token] | None:
     """The tokens outside any brackets (strings are single tokens); None if it cannot tokenize."""
     try:
-        tokens = sqlglot.Dialect.get_or_raise(dialect).tokenize(text)
+        tokens = sqlglot_dialect(dialect).tokenize(text)
     except SqlglotError:
         return None
     depth, found = 0, []
@@ -92,7 +99,7 @@ def top_level_tokens(text: str, dialect: str) -> list[Token] | None:
 def statement_lines(sql: str, dialect: str) -> list[int]:
     """The line each statement of a script starts on."""
     try:
-        tokens = sqlglot.Dialect.get_or_raise(dialect).tokenize(sql)
+        tokens = sqlglot_dialect(dialect).tokenize(sql)
     except SqlglotError:
         return [1]
     lines, start = [], True
@@ -120,7 +127,7 @@ def parse_statements(
     into that line; None when that is not known, and the error then names no column.
     """
     try:
-        statements = [e for e in sqlglot.parse(sql, dialect=dialect) if e is not None]
+        statements = [e for e in sqlglot_dialect(dialect).parse(sql) if e is not None]
     except ParseError as err:
         first = err.errors[0] if err.errors else {}
         sql_line = int(first.get("line") or 1)
@@ -294,10 +301,11 @@ def selects_star(select: exp.Select) -> bool:
 
 
 @functools.lru_cache(maxsize=65536)
+@functools.lru_cache(maxsize=1 << 16)
 def normalize_name(name: str, dialect: str, quoted: bool = False) -> str:
     """An identifier as the dialect resolves it: DuckDB and PostgreSQL fold unquoted names."""
     ident = exp.Identifier(this=name, quoted=quoted)
-    return str(normalize_identifiers(ident, dialect=dialect).name)
+    return str(normalize_identifiers(ident, dialect=sqlglot_dialect(dialect)).name)
 
 
 _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -353,7 +361,7 @@ def normalized_schema(schema: dict[str, object], dialect: str) -> MappingSchema 
                 _normalized(column, dialect, False): kind for column, kind in columns.items()
             }
         mapping[_normalized(schema_name, dialect, True)] = normalized
-    return MappingSchema(mapping, dialect=dialect, normalize=False)
+    return MappingSchema(mapping, dialect=sqlglot_dialect(dialect), normalize=False)
 
 
 @functools.lru_cache(maxsize=1 << 16)

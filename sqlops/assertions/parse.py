@@ -22,6 +22,7 @@ from sqlops.syntax import (
     normalize_name,
     parse_expression,
     quoted_text,
+    sqlglot_dialect,
     table_refs,
     top_level_tokens,
 )
@@ -415,7 +416,7 @@ def _split_args(inner: str, dialect: str) -> list[str]:
 
 def _column_name(arg: str, dialect: str) -> str | None:
     try:
-        parsed = sqlglot.parse_one(arg, dialect=dialect)
+        parsed = sqlglot.parse_one(arg, dialect=sqlglot_dialect(dialect))
     except (SqlglotError, RecursionError):  # nested too deeply is not a column name either
         return None
     if isinstance(parsed, exp.Column) and not parsed.table:
@@ -460,7 +461,7 @@ def _builtin(
         literals = []
         for arg in args[1:]:
             try:
-                value = sqlglot.parse_one(arg, dialect=dialect)
+                value = sqlglot.parse_one(arg, dialect=sqlglot_dialect(dialect))
             except (SqlglotError, RecursionError):
                 value = None
             if isinstance(value, exp.Null):

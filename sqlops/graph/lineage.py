@@ -15,12 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlglot import exp
-from sqlglot.dialects.dialect import Dialect
 from sqlglot.optimizer.scope import Scope, build_scope
 
 from sqlops.project.cache import content_key
 from sqlops.project.definition import Node
-from sqlops.syntax import normalize_name, outer_select, selects_star
+from sqlops.syntax import normalize_name, outer_select, selects_star, sqlglot_dialect
 
 Read = tuple[str, str]  # (node id, column name as the dialect folds it)
 
@@ -163,8 +162,7 @@ class _Walker:
     def __init__(self, root: Scope, nodes: dict[str, Node], dialect: str) -> None:
         self.nodes = nodes
         self.dialect = dialect
-        # sqlglot makes a new Dialect for each call given its name: one, for every SQL printed
-        self.printer = Dialect.get_or_raise(dialect)
+        self.printer = sqlglot_dialect(dialect)
         self.scopes = list(root.traverse())
         self.owner = {id(c): s for s in self.scopes for c in s.columns}
         self.by_query = {id(s.expression): s for s in self.scopes}

@@ -30,6 +30,7 @@ from sqlops.syntax import (
     normalized_schema,
     outer_select,
     selects_star,
+    sqlglot_dialect,
 )
 
 
@@ -119,7 +120,7 @@ def qualified_copy(ast: exp.Expr, schema: dict[str, object], dialect: str) -> ex
     qualified = qualify(
         ast.copy(),
         schema=normalized_schema(schema, dialect),
-        dialect=dialect,
+        dialect=sqlglot_dialect(dialect),
         validate_qualify_columns=False,
         quote_identifiers=False,
     )

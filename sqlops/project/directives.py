@@ -25,6 +25,8 @@ KEYWORDS = (
 _DIRECTIVE = re.compile(r"\s*@([A-Za-z_]\w*)")
 _SPACED = re.compile(r"\s*@\s+([A-Za-z_]\w*)")
 _DOLLAR_TAG = re.compile(r"\$([A-Za-z_]\w*)?\$")  # PostgreSQL and DuckDB: $$...$$, $tag$...$tag$
+# where a quote, a dollar quote, a Jinja tag or a comment can start: the scan jumps between these
+_MAYBE = re.compile(r"['\"`${/-]")
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,10 @@ def scan(text: str, path: Path) -> Scanned:
     directives: list[Directive] = []
     i, n = 0, len(text)
     while i < n:
+        found = _MAYBE.search(text, i)
+        if found is None:
+            break
+        i = found.start()
         ch = text[i]
         two = text[i : i + 2]
         if ch in ("'", '"', "`"):

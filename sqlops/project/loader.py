@@ -47,6 +47,7 @@ from sqlops.syntax import (
     normalize_name,
     not_too_deep,
     parse_statements,
+    sqlglot_dialect,
     statement_lines,
     table_refs,
 )
@@ -546,8 +547,9 @@ class _Loader:
                 if not isinstance(canonical, str):
                     # the copy is this call's own, so the generator need not copy it again
                     tree = asts[node_id] if consume else asts[node_id].copy()
-                    canonical = normalize_identifiers(tree, dialect=self.dialect).sql(
-                        self.dialect, copy=False, comments=False, identify=True
+                    dialect = sqlglot_dialect(self.dialect)
+                    canonical = normalize_identifiers(tree, dialect=dialect).sql(
+                        dialect, copy=False, comments=False, identify=True
                     )
                     self.cache.put(canonical_key, canonical)
                 nodes[node_id] = replace(node, columns=analysis.columns, canonical=canonical)
