@@ -231,19 +231,18 @@ class _Coordinator:
                 raise _Failed("nothing left to settle")  # cannot happen in an acyclic graph
             for conn in wait(conns):
                 assert isinstance(conn, Connection)
-                node_id, columns, canonical, lineage, found, ast, entries = self._receive(
-                    conn, "settled"
-                )
-                outstanding -= 1
-                known[conns.index(conn)].add(node_id)
-                nodes[node_id] = replace(nodes[node_id], columns=columns, canonical=canonical)
-                asts.add(node_id, ast)
-                if lineage is not None:
-                    lineages.add(node_id, lineage)
-                broken += found
-                loader.cache.adopt(entries)
-                loader.check(by_id[node_id], nodes, resolver)
-                done(node_id)
+                (settled_there,) = self._receive(conn, "settled")
+                for node_id, columns, canonical, lineage, found, ast, entries in settled_there:
+                    outstanding -= 1
+                    known[conns.index(conn)].add(node_id)
+                    nodes[node_id] = replace(nodes[node_id], columns=columns, canonical=canonical)
+                    asts.add(node_id, ast)
+                    if lineage is not None:
+                        lineages.add(node_id, lineage)
+                    broken += found
+                    loader.cache.adopt(entries)
+                    loader.check(by_id[node_id], nodes, resolver)
+                    done(node_id)
 
         for conn in conns:
             conn.send(("stop",))
@@ -317,6 +316,7 @@ def serve() -> None:
 
 class _Worker:
     ENTRIES = 256  # parse-cache entries sent together while parsing
+    SETTLED = 8  # settled models sent together (the others wait for some of them)
 
     def __init__(self, loader: _Loader, conn: Connection, collector: _Collector) -> None:
         self.loader = loader
@@ -366,6 +366,7 @@ class _Worker:
     def settle(self, batch: list[tuple[str, Node, list[str]]], known: list[Node]) -> None:
         for node in known:
             self.nodes[node.id] = node
+        settled: list[tuple[Any, ...]] = []
         for node_id, linked, targets in batch:
             item = self.items.pop(node_id)
             item.node = self.nodes[node_id] = linked
@@ -380,9 +381,8 @@ class _Worker:
             item.ast, item.ref_tables = None, []
             node = self.nodes[node_id]
             found = lineage.get(node_id)
-            self.conn.send(
+            settled.append(
                 (
-                    "settled",
                     node_id,
                     node.columns,
                     node.canonical,
@@ -392,7 +392,12 @@ class _Worker:
                     self.loader.cache.take_new(),
                 )
             )
+            if len(settled) >= self.SETTLED:
+                self.conn.send(("settled", settled))
+                settled = []
             self.collector.made_one()
+        if settled:
+            self.conn.send(("settled", settled))
 
 
 def _release(tree: exp.Expr) -> None:
