@@ -178,17 +178,25 @@ def parse_statements(
 
 
 def _keep_positions(tree: exp.Expr) -> None:
-    """Only the line and column of each identifier stay in a parsed tree's metadata: they are
-    all sqlops reads once a file is parsed (a table or column named in an error), and sqlglot
-    deep-copies every node's metadata dict at each copy of a tree and at each SQL it prints
-    from one, which a load does several times a model."""
+    """Of the positions in a parsed tree's metadata, only each identifier's line and column
+    stay: they are all sqlops reads once a file is parsed (a table or column named in an
+    error), and sqlglot deep-copies every node's metadata dict at each copy of a tree and at
+    each SQL it prints from one, which a load does several times a model. What else the
+    parser put there (a `/* sqlglot.meta case_sensitive */` comment's flag) stays."""
     for node in tree.walk():
         meta = node._meta
-        if meta is not None:
-            if type(node) is exp.Identifier and "line" in meta:
-                node._meta = {"line": meta["line"], "col": meta["col"]}
-            else:
-                node._meta = None
+        if meta is None:
+            continue
+        kept = {}
+        if type(node) is exp.Identifier and "line" in meta:
+            kept = {"line": meta["line"], "col": meta["col"]}
+        for key, value in meta.items():
+            if key not in _POSITIONS:
+                kept[key] = value
+        node._meta = kept or None
+
+
+_POSITIONS = frozenset(("line", "col", "start", "end"))
 
 
 @contextlib.contextmanager

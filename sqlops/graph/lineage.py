@@ -99,10 +99,16 @@ def column_lineage(
 
     Raises `MissingColumn` for a reference to a column an upstream lacks, `Unknowable` otherwise.
     """
+    # positions out of the tree, for the errors that name one: the walk prints (and so copies)
+    # every column's SQL, and sqlglot deep-copies each node's metadata dict with it
+    positions = {}
+    for node in qualified.walk():
+        if node._meta is not None:
+            positions[id(node)], node._meta = node._meta, None
     root = build_scope(qualified)
     if root is None:
         raise Unknowable("no scope")
-    walker = _Walker(root, nodes, dialect)
+    walker = _Walker(root, nodes, dialect, positions)
     columns = []
     for index, name in enumerate(output_names):
         part = walker.column_at(root, index)
@@ -159,9 +165,16 @@ def _all_names(scope: Scope) -> list[str] | None:
 
 
 class _Walker:
-    def __init__(self, root: Scope, nodes: dict[str, Node], dialect: str) -> None:
+    def __init__(
+        self,
+        root: Scope,
+        nodes: dict[str, Node],
+        dialect: str,
+        positions: dict[int, dict[str, Any]],
+    ) -> None:
         self.nodes = nodes
         self.dialect = dialect
+        self.positions = positions  # id of a node -> the metadata taken out of it
         self.printer = sqlglot_dialect(dialect)
         self.scopes = list(root.traverse())
         self.owner = {id(c): s for s in self.scopes for c in s.columns}
@@ -386,7 +399,7 @@ class _Walker:
                 return (yield from self._column(scope, name))
             sources = list(scope.selected_sources.values())
             if len(sources) == 1 and isinstance(sources[0][1], exp.Table):
-                missing = _missing(sources[0][1], column, self.nodes, self.dialect)
+                missing = _missing(sources[0][1], column, self.nodes, self.dialect, self.positions)
                 if missing is not None:
                     raise missing
             raise Unknowable(f"unqualified column {name}")
@@ -398,7 +411,7 @@ class _Walker:
         node_id = _node_id(source, self.dialect)
         if node_id not in self.nodes:  # a table function or a file read in place
             return _Part(short_hash("table", self._sql(source), name), frozenset())
-        missing = _missing(source, column, self.nodes, self.dialect)
+        missing = _missing(source, column, self.nodes, self.dialect, self.positions)
         if missing is not None:
             raise missing
         folded = normalize_name(name, self.dialect, column.this.quoted)
@@ -513,7 +526,11 @@ def _node_id(table: exp.Table, dialect: str) -> str:
 
 
 def _missing(
-    table: exp.Table, column: exp.Column, nodes: dict[str, Node], dialect: str
+    table: exp.Table,
+    column: exp.Column,
+    nodes: dict[str, Node],
+    dialect: str,
+    positions: dict[int, dict[str, Any]] | None = None,
 ) -> MissingColumn | None:
     node = nodes.get(_node_id(table, dialect))
     if node is None or node.columns is None:
@@ -521,7 +538,7 @@ def _missing(
     folded = normalize_name(column.name, dialect, column.this.quoted)
     if folded in {normalize_name(c, dialect) for c in node.column_names or ()}:
         return None
-    meta = column.this.meta
+    meta = column.this.meta if positions is None else positions.get(id(column.this), {})
     return MissingColumn(
         node.id, column.name, column.sql(dialect), meta.get("line"), meta.get("col")
     )
