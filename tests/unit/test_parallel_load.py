@@ -50,13 +50,17 @@ SHAPES = {
 def mixed(tmp_path: Path) -> Path:
     """The sample project, and 40 models over it, some reading each other."""
     root = scaffold(tmp_path / "mixed", "duckdb")
+    _write_models(root, 8)
+    return root
+
+
+def _write_models(root: Path, copies: int) -> None:
     marts = root / "models" / "extra"
-    marts.mkdir()
-    for i in range(8):
+    marts.mkdir(exist_ok=True)
+    for i in range(copies):
         for shape, sql in SHAPES.items():
             upstream = f"extra.joined_{i}" if shape == "grouped" else f"extra.grouped_{i}"
             (marts / f"{shape}_{i}.sql").write_text(sql.replace("{upstream}", upstream))
-    return root
 
 
 def _load(root: Path, processes: int, monkeypatch: pytest.MonkeyPatch, **kw: object) -> Project:
@@ -96,6 +100,25 @@ def test_its_parse_cache_and_snapshot_serve_the_next_load(
     third = load_project(mixed)
     assert third.cache_misses == 0 and third.cache_hits > 100
     assert third.nodes == first.nodes
+
+
+def test_a_share_of_many_models_sends_its_entries_as_it_goes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each of two processes parses 300 of 600 models, more than it sends in one message of
+    parse-cache entries (`_Worker.ENTRIES`): what it sent first is in the cache all the same."""
+    root = scaffold(tmp_path / "many", "duckdb")
+    _write_models(root, 120)
+    monkeypatch.setenv("SQLOPS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("SQLOPS_LOAD_PROCESSES", "2")
+    first = load_project(root)
+    assert first.processes == 2 and len(first.nodes) > 600
+    (first.cache_folder / "project.pickle").unlink()  # type: ignore[operator]
+    monkeypatch.setenv("SQLOPS_LOAD_PROCESSES", "1")
+    again = load_project(root)
+    assert again.cache_misses == 0 and again.cache_hits > 1200
+    assert again.nodes == first.nodes
+    assert all(again.lineage[k] == first.lineage[k] for k in first.lineage)
 
 
 def _error(root: Path, processes: int, monkeypatch: pytest.MonkeyPatch) -> SqlopsError:
