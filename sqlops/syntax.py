@@ -191,12 +191,12 @@ def _keep_positions(tree: exp.Expr) -> None:
         if type(node) is exp.Identifier and "line" in meta:
             kept = {"line": meta["line"], "col": meta["col"]}
         for key, value in meta.items():
-            if key not in _POSITIONS:
+            if key not in POSITIONS:
                 kept[key] = value
         node._meta = kept or None
 
 
-_POSITIONS = frozenset(("line", "col", "start", "end"))
+POSITIONS = frozenset(("line", "col", "start", "end"))  # the keys of a position in metadata
 
 
 @contextlib.contextmanager
@@ -309,7 +309,6 @@ def selects_star(select: exp.Select) -> bool:
 
 
 @functools.lru_cache(maxsize=65536)
-@functools.lru_cache(maxsize=1 << 16)
 def normalize_name(name: str, dialect: str, quoted: bool = False) -> str:
     """An identifier as the dialect resolves it: DuckDB and PostgreSQL fold unquoted names."""
     ident = exp.Identifier(this=name, quoted=quoted)
@@ -355,8 +354,10 @@ def normalized_schema(schema: dict[str, object], dialect: str) -> MappingSchema 
     SQL) and each table it looks up in it again, about a quarter of a model's `qualify`. Here
     each name is normalized by sqlglot's own function, once a load and not once a model
     (`_normalized`), and the schema reads the query's names as they are (`normalize=False`): the
-    query's identifiers are normalized by `qualify` before it looks anything up. A table with no
-    column is given as it is, for sqlglot to refuse as it does."""
+    query's identifiers are normalized by `qualify` before it looks anything up (and a model's
+    tables were pointed at their nodes' names, already folded, even one a `/* sqlglot.meta
+    case_sensitive */` comment keeps from being normalized). A table with no column is given as
+    it is, for sqlglot to refuse as it does."""
     mapping: dict[str, object] = {}
     for schema_name, tables in schema.items():
         assert isinstance(tables, dict)

@@ -19,7 +19,13 @@ from sqlglot.optimizer.scope import Scope, build_scope
 
 from sqlops.project.cache import content_key
 from sqlops.project.definition import Node
-from sqlops.syntax import normalize_name, outer_select, selects_star, sqlglot_dialect
+from sqlops.syntax import (
+    POSITIONS,
+    normalize_name,
+    outer_select,
+    selects_star,
+    sqlglot_dialect,
+)
 
 Read = tuple[str, str]  # (node id, column name as the dialect folds it)
 
@@ -100,11 +106,15 @@ def column_lineage(
     Raises `MissingColumn` for a reference to a column an upstream lacks, `Unknowable` otherwise.
     """
     # positions out of the tree, for the errors that name one: the walk prints (and so copies)
-    # every column's SQL, and sqlglot deep-copies each node's metadata dict with it
-    positions = {}
+    # every column's SQL, and sqlglot deep-copies each node's metadata dict with it (what else
+    # is there stays: a dialect's generator may print from it)
+    positions: dict[int, dict[str, Any]] = {}
     for node in qualified.walk():
-        if node._meta is not None:
-            positions[id(node)], node._meta = node._meta, None
+        meta = node._meta
+        if meta:
+            positions[id(node)] = meta
+            rest = {k: v for k, v in meta.items() if k not in POSITIONS}
+            node._meta = rest or None
     root = build_scope(qualified)
     if root is None:
         raise Unknowable("no scope")

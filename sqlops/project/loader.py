@@ -954,7 +954,10 @@ def _files(folder: Path, suffix: str) -> list[Path]:
     # below a folder inside the project only a file itself can be a link (folders linked
     # below it are not walked), so only a link is followed to where it leads: a path resolved
     # is a system call for each of its parts, a second of a load of 10,000 files
-    real_folder = not folder.is_symlink() and folder.resolve().is_relative_to(root)
+    # (on Windows a junction is no link, and is walked: every path is resolved there)
+    real_folder = (
+        os.name == "posix" and not folder.is_symlink() and folder.resolve().is_relative_to(root)
+    )
     for p in found:
         _check_inside(p, root, followed=not real_folder or p.is_symlink())
     return found

@@ -132,26 +132,49 @@ class _Coordinator:
             raise _Failed(message[1] if message[0] == "failed" else message[0])
         return tuple(message[1:])
 
+    def _read_parses(
+        self, inbox: list[tuple[int, tuple[Any, ...]]], failure: list[BaseException]
+    ) -> None:
+        """Every message of the parse, from each process until its last (`parsed`, or
+        `failed`), into `inbox` with the process's number."""
+        try:
+            waiting = dict(enumerate(self.conns))
+            while waiting:
+                for ready in wait(list(waiting.values())):
+                    assert isinstance(ready, Connection)
+                    i = self.conns.index(ready)
+                    message = self._message(ready)
+                    inbox.append((i, message))
+                    if message[0] != "entries":
+                        del waiting[i]
+        except BaseException as exc:  # told by the thread that waits for this one
+            failure.append(exc)
+
     def load(self, models: list[Path]) -> Project:
         loader, conns, k = self.loader, self.conns, len(self.conns)
         for i, conn in enumerate(conns):
             conn.send(("parse", [str(p) for p in models[i::k]]))
-        # meanwhile the other files; an error in them comes after any model's, as alone
+        # each process's messages are read as they come, in a thread, while this one reads the
+        # other files: a process whose message waits to be read cannot go on parsing
+        inbox: list[tuple[int, tuple[Any, ...]]] = []
+        failure: list[BaseException] = []
+        reader = threading.Thread(target=self._read_parses, args=(inbox, failure), daemon=True)
+        reader.start()
+        # an error in the other files comes after any model's, as alone
         others_error: Exception | None = None
         try:
             others = loader.others()
         except Exception as exc:
             others, others_error = [], exc
-        # each process's replies as they come: one waiting to be read would stop it sending
+        reader.join()
+        if failure:
+            raise failure[0]
         replies: dict[int, tuple[Any, ...]] = {}
-        while len(replies) < k:
-            for ready in wait([c for i, c in enumerate(conns) if i not in replies]):
-                assert isinstance(ready, Connection)
-                message = self._message(ready)
-                if message[0] == "entries":  # parse-cache entries, sent as they are made
-                    loader.cache.adopt(message[1])
-                else:
-                    replies[conns.index(ready)] = self._expect(message, "parsed")
+        for i, message in inbox:
+            if message[0] == "entries":  # parse-cache entries, sent as they are made
+                loader.cache.adopt(message[1])
+            else:
+                replies[i] = self._expect(message, "parsed")
         first: tuple[int, ProjectError] | None = None
         for i, (shipped, error, entries) in sorted(replies.items()):
             loader.cache.adopt(entries)
@@ -315,7 +338,7 @@ def serve() -> None:
 
 
 class _Worker:
-    ENTRIES = 256  # parse-cache entries sent together while parsing
+    ENTRIES = 256  # parse-cache entries sent together while parsing (about one a model)
     SETTLED = 8  # settled models sent together (the others wait for some of them)
 
     def __init__(self, loader: _Loader, conn: Connection, collector: _Collector) -> None:
@@ -342,7 +365,7 @@ class _Worker:
 
     def parse(self, paths: list[str]) -> None:
         """Parse a share, keeping each tree until its model is settled. The parse-cache
-        entries go to the coordinator every `ENTRIES` models, not held to the end: with the
+        entries go to the coordinator `ENTRIES` at a time, not held to the end: with the
         trees, that peak was over the memory target (a tree held as its entry instead costs
         0.3 ms a model to read back, an eighth of the work)."""
         shipped: list[tuple[Any, ...]] = []
