@@ -380,6 +380,9 @@ def test_ctrl_c_stops_the_build_and_promotes_nothing(built_shop: Shop) -> None:
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "NO_COLOR": "1"},
+        # as from a terminal: a job started in the background by a shell without job control
+        # (`cmd &` in a script) ignores SIGINT, and its children would inherit that
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     time.sleep(3)  # loaded and building
     proc.send_signal(signal.SIGINT)
