@@ -9,6 +9,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
@@ -185,18 +186,19 @@ def _keep_positions(tree: exp.Expr) -> None:
     parser put there (a `/* sqlglot.meta case_sensitive */` comment's flag) stays."""
     for node in tree.walk():
         meta = node._meta
-        if meta is None:
-            continue
-        kept = {}
-        if type(node) is exp.Identifier and "line" in meta:
-            kept = {"line": meta["line"], "col": meta["col"]}
-        for key, value in meta.items():
-            if key not in POSITIONS:
-                kept[key] = value
-        node._meta = kept or None
+        if meta:
+            kept = without_positions(meta)
+            if type(node) is exp.Identifier and "line" in meta:
+                kept = {"line": meta["line"], "col": meta["col"], **(kept or {})}
+            node._meta = kept
 
 
-POSITIONS = frozenset(("line", "col", "start", "end"))  # the keys of a position in metadata
+_POSITIONS = frozenset(("line", "col", "start", "end"))  # the keys of a position in metadata
+
+
+def without_positions(meta: dict[str, Any]) -> dict[str, Any] | None:
+    """A node's metadata with no position in it (None when nothing else is left)."""
+    return {k: v for k, v in meta.items() if k not in _POSITIONS} or None
 
 
 @contextlib.contextmanager

@@ -20,11 +20,11 @@ from sqlglot.optimizer.scope import Scope, build_scope
 from sqlops.project.cache import content_key
 from sqlops.project.definition import Node
 from sqlops.syntax import (
-    POSITIONS,
     normalize_name,
     outer_select,
     selects_star,
     sqlglot_dialect,
+    without_positions,
 )
 
 Read = tuple[str, str]  # (node id, column name as the dialect folds it)
@@ -113,8 +113,7 @@ def column_lineage(
         meta = node._meta
         if meta:
             positions[id(node)] = meta
-            rest = {k: v for k, v in meta.items() if k not in POSITIONS}
-            node._meta = rest or None
+            node._meta = without_positions(meta)
     root = build_scope(qualified)
     if root is None:
         raise Unknowable("no scope")

@@ -176,8 +176,7 @@ class _Coordinator:
             else:
                 replies[i] = self._expect(message, "parsed")
         first: tuple[int, ProjectError] | None = None
-        for i, (shipped, error, entries) in sorted(replies.items()):
-            loader.cache.adopt(entries)
+        for i, (shipped, error) in sorted(replies.items()):
             if error is not None:
                 at = i + k * len(shipped)  # its place among all the model files
                 if first is None or at < first[0]:
@@ -384,7 +383,9 @@ class _Worker:
             self.items[item.node.id] = item
             shipped.append((item.node, item.text, item.refs, item.assertions))
             self.collector.made_one()
-        self.conn.send(("parsed", shipped, error, entries))
+        if entries:
+            self.conn.send(("entries", entries))
+        self.conn.send(("parsed", shipped, error))
 
     def settle(self, batch: list[tuple[str, Node, list[str]]], known: list[Node]) -> None:
         for node in known:
