@@ -22,6 +22,7 @@ from sqlops.project.definition import Node
 from sqlops.syntax import (
     normalize_name,
     outer_select,
+    release,
     selects_star,
     sqlglot_dialect,
     without_positions,
@@ -126,7 +127,26 @@ def column_lineage(
             ColumnLineage(normalize_name(name, dialect), tuple(sorted(part.reads)), code, part.code)
         )
     rows = walker.rows(root)
+    _release(walker.scopes)
     return Lineage(tuple(columns), tuple(sorted(rows.reads)), rows.code)
+
+
+def _release(scopes: list[Scope]) -> None:
+    """Scopes freed at once, as `release` frees a tree: each points to its parent and its
+    parent to it."""
+    for scope in scopes:
+        scope.parent = None
+        scope.sources.clear()
+        scope.clear_cache()
+        for inner in (
+            scope.subquery_scopes,
+            scope.derived_table_scopes,
+            scope.table_scopes,
+            scope.cte_scopes,
+            scope.set_operation_scopes,
+            scope.udtf_scopes,
+        ):
+            inner.clear()
 
 
 def find_missing_column(
@@ -427,7 +447,12 @@ class _Walker:
         return _Part(short_hash("read", node_id, folded), frozenset({(node_id, folded)}))
 
     def _sql(self, expr: exp.Expr) -> str:
-        return expr.sql(self.printer, comments=False)
+        # the generator may change what it prints: it prints a copy, freed here at once
+        copy = expr.copy()
+        try:
+            return self.printer.generate(copy, copy=False, comments=False)
+        finally:
+            release(copy)
 
     def _ordered_outputs(self, scope: Scope) -> list[int]:
         """The output columns a set operation's ORDER BY sorts on (by name or position)."""

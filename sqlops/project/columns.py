@@ -29,6 +29,7 @@ from sqlops.syntax import (
     normalize_name,
     normalized_schema,
     outer_select,
+    release,
     selects_star,
     sqlglot_dialect,
 )
@@ -100,6 +101,7 @@ def analyze_model(
         except Unknowable:
             found = None
         analysis = Analysis(analysis.columns, found)
+    release(qualified)  # this call's own copy
     cache.put(
         key,
         {

@@ -37,8 +37,6 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
-from sqlglot import exp
-
 from sqlops.errors import ProjectError
 from sqlops.graph.dag import Graph
 from sqlops.graph.lineage import Lineage
@@ -47,6 +45,7 @@ from sqlops.project.definition import Kind, Node
 from sqlops.project.loader import Project, _Collector, _Loader, _Parsed
 from sqlops.project.resolve import Resolver
 from sqlops.project.snapshot import Asts, Lineages
+from sqlops.syntax import release
 
 
 class _Failed(Exception):
@@ -80,7 +79,8 @@ def load_in_parallel(loader: _Loader, models: list[Path], processes: int) -> Pro
             if not conn.poll(_READY_WITHIN) or conn.recv() != ("ready", FORMAT):
                 raise _Failed("a load process did not start")
             conn.send(("start", loader.config, loader.target, loader.with_lineage))
-        project = _Coordinator(loader, [conn for _, conn in started]).load(models)
+        with _Collector() as collector:
+            project = _Coordinator(loader, [conn for _, conn in started], collector).load(models)
         finished = True
         return project
     except ProjectError:
@@ -111,9 +111,10 @@ _READY_WITHIN = 30.0  # seconds for a new interpreter to import sqlops and say s
 class _Coordinator:
     """This process's side: hands out the work, and puts the project together."""
 
-    def __init__(self, loader: _Loader, conns: list[Connection]) -> None:
+    def __init__(self, loader: _Loader, conns: list[Connection], collector: _Collector) -> None:
         self.loader = loader
         self.conns = conns
+        self.collector = collector  # what it is sent is kept to the end, as a load's trees
 
     def _receive(self, conn: Connection, expected: str) -> tuple[Any, ...]:
         return self._expect(self._message(conn), expected)
@@ -265,6 +266,7 @@ class _Coordinator:
                     loader.cache.adopt(entries)
                     loader.check(by_id[node_id], nodes, resolver)
                     done(node_id)
+                    self.collector.made_one()
 
         for conn in conns:
             conn.send(("stop",))
@@ -401,7 +403,7 @@ class _Worker:
             lineage: dict[str, Lineage] = {}
             self.loader.broken = []
             self.loader.analyze(item, self.nodes, {node_id: tree}, ast_key, lineage, consume=True)
-            _release(tree)
+            release(tree)  # its parse's trees were frozen out of the collector's reach
             item.ast, item.ref_tables = None, []
             node = self.nodes[node_id]
             found = lineage.get(node_id)
@@ -422,11 +424,3 @@ class _Worker:
             self.collector.made_one()
         if settled:
             self.conn.send(("settled", settled))
-
-
-def _release(tree: exp.Expr) -> None:
-    """A settled tree's memory, free at once: each node points to its parent, and the trees
-    of the parse were frozen out of the garbage collector's reach (`_Collector`), so without
-    its cycles broken the memory of every tree would stay taken to the end of the load."""
-    for node in tree.walk():
-        node.parent = None
