@@ -127,26 +127,7 @@ def column_lineage(
             ColumnLineage(normalize_name(name, dialect), tuple(sorted(part.reads)), code, part.code)
         )
     rows = walker.rows(root)
-    _release(walker.scopes)
     return Lineage(tuple(columns), tuple(sorted(rows.reads)), rows.code)
-
-
-def _release(scopes: list[Scope]) -> None:
-    """Scopes freed at once, as `release` frees a tree: each points to its parent and its
-    parent to it."""
-    for scope in scopes:
-        scope.parent = None
-        scope.sources.clear()
-        scope.clear_cache()
-        for inner in (
-            scope.subquery_scopes,
-            scope.derived_table_scopes,
-            scope.table_scopes,
-            scope.cte_scopes,
-            scope.set_operation_scopes,
-            scope.udtf_scopes,
-        ):
-            inner.clear()
 
 
 def find_missing_column(
