@@ -67,3 +67,25 @@ def test_a_failure_is_written_at_once_after_the_reused_lines_before_it(
         listener("done", "m.x", NodeResult("m.x", Action.BUILD, Status.ERROR, message="boom"))
         lines = "".join(file.writes).splitlines()
         assert [line.split()[:2] for line in lines] == [["reused", "m.r"], ["error", "m.x"]]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"ok": True, "counts": {"built": 3}, "nodes": [{"id": "m.a", "rows": None}], "none": []},
+        {"duration": 0.012, "tiny": 1e-07, "huge": 1e20, "pair": (1, "x"), "empty": {}},
+        {"name": "café", "snowman": "\u2603"},  # written by json: every character past ASCII
+        {"control": "a\x7fb\x00c\x1b"},
+        {"wide": 2**70, "negative": -(2**64)},  # past orjson's 64 bits
+        {"status": Status.BUILT, "path": render.Path("models/a.sql")},  # json's `default=str`
+    ],
+)
+def test_json_is_the_json_module_s_value_for_value(value: dict[str, object]) -> None:
+    import json
+
+    text = render._json_text(value)
+    expected = json.dumps(value, indent=2, default=str, allow_nan=False)
+    assert json.loads(text) == json.loads(expected)
+    assert text.isascii()
+    if "tiny" not in value:  # orjson writes 1e-7, json 1e-07: the same number
+        assert text == expected
