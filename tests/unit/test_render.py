@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 from rich.console import Console
 
@@ -77,12 +80,10 @@ def test_a_failure_is_written_at_once_after_the_reused_lines_before_it(
         {"name": "café", "snowman": "\u2603"},  # written by json: every character past ASCII
         {"control": "a\x7fb\x00c\x1b"},
         {"wide": 2**70, "negative": -(2**64)},  # past orjson's 64 bits
-        {"status": Status.BUILT, "path": render.Path("models/a.sql")},  # json's `default=str`
+        {"status": Status.BUILT, "path": Path("models/a.sql")},  # json's `default=str`
     ],
 )
 def test_json_is_the_json_module_s_value_for_value(value: dict[str, object]) -> None:
-    import json
-
     text = render._json_text(value)
     expected = json.dumps(value, indent=2, default=str, allow_nan=False)
     assert json.loads(text) == json.loads(expected)
