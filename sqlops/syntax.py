@@ -170,20 +170,26 @@ def parse_statements(
             line=1 + line_offset,
             hint="check quotes and brackets",
         ) from None
-    for statement in statements:
-        _check_set_operations(
-            statement, dialect, path, file_text, line_offset, lines, column_offset
-        )
-        _keep_positions(statement)
+    if not all([_keep_positions(statement) for statement in statements]):
+        # the error needs the positions the walk cut: they are parsed again (an error is rare)
+        for statement in sqlglot_dialect(dialect).parse(sql):
+            if statement is not None:
+                _check_set_operations(
+                    statement, dialect, path, file_text, line_offset, lines, column_offset
+                )
     return statements
 
 
-def _keep_positions(tree: exp.Expr) -> None:
+def _keep_positions(tree: exp.Expr) -> bool:
     """Of the positions in a parsed tree's metadata, only each identifier's line and column
     stay: they are all sqlops reads once a file is parsed (a table or column named in an
     error), and sqlglot deep-copies every node's metadata dict at each copy of a tree and at
     each SQL it prints from one, which a load does several times a model. What else the
-    parser put there (a `/* sqlglot.meta case_sensitive */` comment's flag) stays."""
+    parser put there (a `/* sqlglot.meta case_sensitive */` comment's flag) stays.
+
+    False when a set operation has a side that is not a query (`_check_set_operations`): the
+    same walk looks, as a walk of its own costs a fifth of sqlglot's parse."""
+    sound = True
     for node in tree.walk():
         meta = node._meta
         if meta:
@@ -191,6 +197,15 @@ def _keep_positions(tree: exp.Expr) -> None:
             if type(node) is exp.Identifier and "line" in meta:
                 kept = {"line": meta["line"], "col": meta["col"], **(kept or {})}
             node._meta = kept
+        if isinstance(node, exp.SetOperation) and not (
+            _is_set_side(node.this) and _is_set_side(node.expression)
+        ):
+            sound = False
+    return sound
+
+
+def _is_set_side(side: object) -> bool:
+    return isinstance(side, exp.Query | exp.UDTF | exp.Table)
 
 
 _POSITIONS = frozenset(("line", "col", "start", "end"))  # the keys of a position in metadata
@@ -257,7 +272,7 @@ def _check_set_operations(
     one side of the set operation, which nothing downstream can use: a syntax error here."""
     for operation in statement.find_all(exp.SetOperation):
         for side in (operation.this, operation.expression):
-            if isinstance(side, exp.Query | exp.UDTF | exp.Table):
+            if _is_set_side(side):
                 continue
             at: dict[str, int] = next((n.meta for n in side.walk() if "line" in n.meta), {})
             line = lines(int(at.get("line", 1))) + line_offset

@@ -190,6 +190,7 @@ class _Walker:
         self.owner = {id(c): s for s in self.scopes for c in s.columns}
         self.by_query = {id(s.expression): s for s in self.scopes}
         self.memo: dict[tuple[int, str], _Part] = {}
+        self.known: dict[str, frozenset[str]] = {}  # each upstream's folded column names
         self.busy: set[tuple[int, str]] = set()
         # Aliases and CTE names are the user's to choose: SQL is hashed with each source of a
         # scope named by its position instead (s0, s1, ...), so renaming one changes nothing.
@@ -409,7 +410,9 @@ class _Walker:
                 return (yield from self._column(scope, name))
             sources = list(scope.selected_sources.values())
             if len(sources) == 1 and isinstance(sources[0][1], exp.Table):
-                missing = _missing(sources[0][1], column, self.nodes, self.dialect, self.positions)
+                missing = _missing(
+                    sources[0][1], column, self.nodes, self.dialect, self.positions, self.known
+                )
                 if missing is not None:
                     raise missing
             raise Unknowable(f"unqualified column {name}")
@@ -421,7 +424,7 @@ class _Walker:
         node_id = _node_id(source, self.dialect)
         if node_id not in self.nodes:  # a table function or a file read in place
             return _Part(short_hash("table", self._sql(source), name), frozenset())
-        missing = _missing(source, column, self.nodes, self.dialect, self.positions)
+        missing = _missing(source, column, self.nodes, self.dialect, self.positions, self.known)
         if missing is not None:
             raise missing
         folded = normalize_name(name, self.dialect, column.this.quoted)
@@ -546,12 +549,19 @@ def _missing(
     nodes: dict[str, Node],
     dialect: str,
     positions: dict[int, dict[str, Any]] | None = None,
+    known: dict[str, frozenset[str]] | None = None,
 ) -> MissingColumn | None:
-    node = nodes.get(_node_id(table, dialect))
+    """`known`: each upstream's folded column names, kept by a caller that asks many times."""
+    node_id = _node_id(table, dialect)
+    node = nodes.get(node_id)
     if node is None or node.columns is None:
         return None
-    folded = normalize_name(column.name, dialect, column.this.quoted)
-    if folded in {normalize_name(c, dialect) for c in node.column_names or ()}:
+    names = None if known is None else known.get(node_id)
+    if names is None:
+        names = frozenset(normalize_name(c.name, dialect) for c in node.columns)
+        if known is not None:
+            known[node_id] = names
+    if normalize_name(column.name, dialect, column.this.quoted) in names:
         return None
     meta = column.this.meta if positions is None else positions.get(id(column.this), {})
     return MissingColumn(
