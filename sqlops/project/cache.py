@@ -136,6 +136,13 @@ class ParseCache:
             return self._file[start : end if end >= 0 else None].decode("utf-8")
         return None
 
+    def text(self, key: str) -> str | None:
+        """An entry's JSON text, as `get` would find it, neither parsed nor counted."""
+        found = self._used.get(key)
+        if found is None and self._file is None:
+            found = self._old.get(key)
+        return found
+
     def put(self, key: str, value: Any) -> None:
         self._used[key] = self._new[key] = dumps(value)
 

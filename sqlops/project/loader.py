@@ -25,7 +25,7 @@ from sqlops.project.columns import Analysis, analyze_model, validate_assertions
 from sqlops.project.config import ProjectConfig, Target, find_project_root, load_config
 from sqlops.project.definition import Column, Kind, Materialized, Node
 from sqlops.project.directives import Directive, Scanned, scan
-from sqlops.project.references import drop_schema_qualifiers, missing_column_error, point_at
+from sqlops.project.references import missing_column_error, point
 from sqlops.project.resolve import Resolver
 from sqlops.project.snapshot import (
     FOLDERS,
@@ -440,11 +440,8 @@ class _Loader:
         (`linked`'s targets); the key of what decides the query from now on ("" without one)."""
         if item.ast is None:
             return ""
-        for table, target in zip(item.ref_tables, targets, strict=True):
-            point_at(table, target)
-        deps = [t.id for t in targets]
-        drop_schema_qualifiers(item.ast, set(deps), self.dialect)
-        return content_key("ast", self.dialect, item.parse_key, *deps)
+        point(item.ast, item.ref_tables, targets, self.dialect)
+        return content_key("ast", self.dialect, item.parse_key, *(t.id for t in targets))
 
     def linked(self, item: _Parsed, resolver: Resolver) -> tuple[Node, list[str]]:
         """An item's node with what it and its assertions read resolved, and the node each

@@ -12,8 +12,10 @@ the load), and gives each a fixed share of the model files:
    knows the whole project's names) and orders the graph;
 3. models are then settled in dependency order: a model whose upstream is settled goes to the
    process that parsed it, with the upstream nodes that process has not seen yet; it sends back
-   the model's columns, canonical SQL, parse cache entries, lineage and query (these two already
-   pickled, as the snapshot keeps them). This process checks the model's assertions.
+   the model's columns, canonical SQL, parse cache entries and lineage (already pickled, as the
+   snapshot keeps it). This process checks the model's assertions, and keeps its query for the
+   snapshot as the parse-cache entry its process sent while parsing, with the nodes its tables
+   resolved to (`Asts.freeze_parsed`).
 
 Errors are told by this process, as one process alone would tell them: a process stops at the
 first error of its share, and the first file in the load's order wins. An error found while
@@ -190,8 +192,8 @@ class _Coordinator:
         parsed: list[_Parsed] = []
         owner: dict[str, int] = {}
         for at in range(len(models)):
-            node, text, refs, assertions = replies[at % k][0][at // k]
-            parsed.append(_Parsed(node, text, None, refs, [], assertions))
+            node, text, refs, assertions, parse_key = replies[at % k][0][at // k]
+            parsed.append(_Parsed(node, text, None, refs, [], assertions, parse_key=parse_key))
             owner[node.id] = at % k
         parsed += others
         by_id = loader.check_unique(parsed)
@@ -255,11 +257,16 @@ class _Coordinator:
             for conn in wait(conns):
                 assert isinstance(conn, Connection)
                 (settled_there,) = self._receive(conn, "settled")
-                for node_id, columns, canonical, lineage, found, ast, entries in settled_there:
+                for node_id, columns, canonical, lineage, found, entries in settled_there:
                     outstanding -= 1
                     known[conns.index(conn)].add(node_id)
                     nodes[node_id] = replace(nodes[node_id], columns=columns, canonical=canonical)
-                    asts.add(node_id, ast)
+                    # its query: the parse-cache entry its process sent while parsing
+                    entry = loader.cache.text(by_id[node_id].parse_key)
+                    if entry is None:
+                        raise _Failed(f"no parse of {node_id}")
+                    tables = [nodes[t] for t in targets[node_id]]
+                    asts.add(node_id, Asts.freeze_parsed(entry, loader.dialect, tables))
                     if lineage is not None:
                         lineages.add(node_id, lineage)
                     broken += found
@@ -348,7 +355,6 @@ class _Worker:
         self.collector = collector
         self.items: dict[str, _Parsed] = {}  # parsed, not settled yet
         self.nodes: dict[str, Node] = {}  # every node it was sent or settled
-        self.asts = Asts({})
         self.lineages = Lineages({})
 
     def serve(self, inbox: queue.SimpleQueue[tuple[Any, ...]]) -> None:
@@ -383,7 +389,7 @@ class _Worker:
                 self.conn.send(("entries", entries))
                 entries = {}
             self.items[item.node.id] = item
-            shipped.append((item.node, item.text, item.refs, item.assertions))
+            shipped.append((item.node, item.text, item.refs, item.assertions, item.parse_key))
             self.collector.made_one()
         if entries:
             self.conn.send(("entries", entries))
@@ -399,7 +405,6 @@ class _Worker:
             tree = item.ast
             assert tree is not None
             ast_key = self.loader.point(item, [self.nodes[t] for t in targets])
-            frozen = self.asts.freeze(tree)  # first: the analysis may change the tree
             lineage: dict[str, Lineage] = {}
             self.loader.broken = []
             self.loader.analyze(item, self.nodes, {node_id: tree}, ast_key, lineage, consume=True)
@@ -414,7 +419,6 @@ class _Worker:
                     node.canonical,
                     None if found is None else self.lineages.freeze(found),
                     self.loader.broken,
-                    frozen,
                     self.loader.cache.take_new(),
                 )
             )

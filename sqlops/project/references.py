@@ -3,6 +3,8 @@ is not there."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlglot import exp
@@ -42,7 +44,25 @@ def missing_column_error(
     )
 
 
-def point_at(table: exp.Table, node: Node) -> None:
+def point(
+    tree: exp.Expr, tables: Sequence[exp.Table], targets: Sequence[Node | Target], dialect: str
+) -> None:
+    """Name in a query, for each of its table references (`tables`, in `syntax.table_refs`'s
+    order), the node it resolved to; a column qualified by such a table's schema drops it."""
+    for table, target in zip(tables, targets, strict=True):
+        point_at(table, target)
+    drop_schema_qualifiers(tree, {f"{t.schema}.{t.name}" for t in targets}, dialect)
+
+
+@dataclass(frozen=True)
+class Target:
+    """What `point` needs of a node: its relation's names (a snapshot keeps only these)."""
+
+    schema: str
+    name: str
+
+
+def point_at(table: exp.Table, node: Node | Target) -> None:
     """Rewrite a table reference to the node's `schema.name`, keeping what it was called."""
     alias = table.alias
     written = table.name

@@ -40,11 +40,13 @@ from sqlglot import exp, serde
 
 from sqlops.errors import ProjectError
 from sqlops.graph.lineage import LINEAGE_VERSION, Lineage
-from sqlops.project.cache import FORMAT
+from sqlops.project.cache import FORMAT, loads
 from sqlops.project.definition import Node
+from sqlops.project.references import Target, point
+from sqlops.syntax import table_refs
 
 SNAPSHOT = "project.pickle"
-VERSION = "snapshot-10"  # what the file holds and how: a snapshot of another is not read
+VERSION = "snapshot-11"  # what the file holds and how: a snapshot of another is not read
 FOLDERS = ("models", "sources", "seeds", "tests", "macros")
 
 V = TypeVar("V")
@@ -146,16 +148,39 @@ class _Stored(MutableMapping[str, V]):
 
 
 class Asts(_Stored[exp.Expr]):
-    """Each model's parsed query: a build of a few models parses back only theirs, `sqlops
-    impact` none."""
+    """Each model's parsed query, its tables named by their nodes: a build of a few models
+    parses back only theirs, `sqlops impact` none.
+
+    Each is kept in one of two ways: the tree itself (serialized), or, from a parallel load
+    (project/parallel.py), the parse cache's entry of its file (the tree as parsed, already
+    serialized) with the node each table resolved to, which are named again when it is read.
+    A load process then need not serialize each tree a second time, nor send it."""
 
     def _thaw(self, pickled: bytes | bytearray) -> exp.Expr:
-        loaded = serde.load(_safe_loads(pickled))
+        record = _safe_loads(pickled)
+        if record[0] == _PARSED:
+            _, entry, dialect, targets = record
+            loaded = serde.load(loads(entry)[0])
+            assert isinstance(loaded, exp.Expr)
+            tables = [table for table, _ in table_refs(loaded, 0, dialect)]
+            point(loaded, tables, [Target(schema, name) for schema, name in targets], dialect)
+        else:
+            loaded = serde.load(record[1])
         assert isinstance(loaded, exp.Expr)
         return loaded
 
     def freeze(self, value: exp.Expr) -> bytes:
-        return pickle.dumps(serde.dump(value), protocol=pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps((_TREE, serde.dump(value)), protocol=pickle.HIGHEST_PROTOCOL)
+
+    @staticmethod
+    def freeze_parsed(entry: str, dialect: str, targets: list[Node]) -> bytes:
+        """A model's query as `freeze` would keep it, from its parse-cache entry (the JSON
+        text of its statements) and the node each of its table references resolved to."""
+        names = [(t.schema, t.name) for t in targets]
+        return pickle.dumps((_PARSED, entry, dialect, names), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+_TREE, _PARSED = "tree", "parsed"  # how a query is kept: its tree, or its parse and its tables
 
 
 class Lineages(_Stored[Lineage]):
