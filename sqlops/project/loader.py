@@ -943,17 +943,16 @@ _TYPE_NAME = re.compile(r"[\w .,()\[\]<>]+")
 
 
 def _files(folder: Path, suffix: str) -> list[Path]:
-    """The files of one of the project's folders. Symlinked folders below it are not followed
+    """The files of one of the project's folders, hidden ones (and those in hidden folders)
+    left out, in the order of their paths' parts. Symlinked folders below it are not followed
     (as in snapshot.py); a file that resolves outside the project folder is an error, so that a
     symlink cannot make sqlops read, or build from, a file elsewhere."""
     if not folder.is_dir():
         return []
     root = folder.parent  # models/, seeds/, ... are folders of the (resolved) project folder
-    found = sorted(
-        p
-        for p in folder.rglob(f"*{suffix}")
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-    )
+    found: list[tuple[list[str], str, bool]] = []  # (parts below the folder, path, a link?)
+    _scan(str(folder), [], suffix, found)
+    found.sort(key=lambda f: f[0])
     # below a folder inside the project only a file itself can be a link (folders linked
     # below it are not walked), so only a link is followed to where it leads: a path resolved
     # is a system call for each of its parts, a second of a load of 10,000 files
@@ -961,18 +960,41 @@ def _files(folder: Path, suffix: str) -> list[Path]:
     real_folder = (
         os.name == "posix" and not folder.is_symlink() and folder.resolve().is_relative_to(root)
     )
-    for p in found:
-        _check_inside(p, root, followed=not real_folder or p.is_symlink())
-    return found
+    paths = []
+    for _, path, link in found:
+        paths.append(Path(path))
+        _check_inside(paths[-1], root, followed=not real_folder or link)
+    return paths
+
+
+def _scan(
+    folder: str, parts: list[str], suffix: str, found: list[tuple[list[str], str, bool]]
+) -> None:
+    """`_files`'s walk, one folder: what a directory entry knows of itself (its type, whether
+    it is a link) costs no system call, where a `Path` asks again for each."""
+    try:
+        with os.scandir(folder) as listed:
+            entries = list(listed)
+    except PermissionError:
+        return
+    for entry in entries:
+        name = entry.name
+        if name.startswith("."):
+            continue
+        link = entry.is_symlink()
+        if entry.is_dir() and not link:
+            _scan(entry.path, [*parts, name], suffix, found)
+        elif name.endswith(suffix) and entry.is_file():
+            found.append(([*parts, name], entry.path, link))
 
 
 def _check_inside(path: Path, root: Path, *, followed: bool = True) -> None:
     """A project file must be in the project folder once symlinks are followed, and its name
     may hold no control character (it becomes a node's name, printed to terminals)."""
-    bad = next((c for c in str(path.relative_to(root)) if _CONTROL.match(c)), None)
+    bad = _CONTROL.search(str(path.relative_to(root)))
     if bad is not None:
         raise ProjectError(
-            f"the file's name holds the control character {bad!r}",
+            f"the file's name holds the control character {bad.group()!r}",
             path=path,
             hint="rename the file: names of models, sources, seeds, tests and their folders "
             "become relation names, and are printed",

@@ -1040,3 +1040,43 @@ def test_an_edit_of_many_files_reads_the_parse_cache_once(
     assert len(project.patched) >= len(models)
     assert project.cache_misses == 0 and project.cache_hits > 1
     assert_same_as_a_whole_load(tmp_path, project)
+
+
+def test_the_files_of_a_folder_are_those_pathlib_globs(tmp_path: Path) -> None:
+    """`_files` walks with directory entries; what it lists, and in what order, is what
+    `rglob` lists once hidden names and what is not a file are left out (the rule it had)."""
+    from sqlops.project.loader import _files
+
+    models = tmp_path / "models"
+    for relpath in (
+        "a.sql",
+        "a-b/x.sql",  # `-` sorts before `/`: the order is by parts, not by the whole path
+        "a/x.sql",
+        "a/b/c/deep.sql",
+        "Upper.sql",
+        "notes.md",
+        "x.SQL",
+        ".hidden.sql",
+        ".cache/inside.sql",
+        "dir.sql/inside.sql",  # a folder that looks like a model
+    ):
+        (models / relpath).parent.mkdir(parents=True, exist_ok=True)
+        (models / relpath).write_text("SELECT 1 AS x\n")
+    (models / "linked.sql").symlink_to(models / "a.sql")  # a link to a file is a file
+    (models / "gone.sql").symlink_to(models / "nothing.sql")  # a dangling link is not
+    (models / "folder_link").symlink_to(models / "a", target_is_directory=True)  # not walked
+    listed = sorted(
+        p
+        for p in models.rglob("*.sql")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(models).parts)
+    )
+    assert _files(models, ".sql") == listed
+    assert [p.relative_to(models).as_posix() for p in listed] == [
+        "Upper.sql",
+        "a/b/c/deep.sql",
+        "a/x.sql",
+        "a-b/x.sql",
+        "a.sql",
+        "dir.sql/inside.sql",
+        "linked.sql",
+    ]
