@@ -403,7 +403,8 @@ def normalized_schema(schema: dict[str, object], dialect: str) -> MappingSchema 
 @functools.lru_cache(maxsize=1 << 16)
 def _normalized(name: str, dialect: str, is_table: bool) -> str:
     """A name of a schema as sqlglot's MappingSchema normalizes it."""
-    return sqlglot_normalize_name(_schema_key(name, dialect), dialect, is_table=is_table).name
+    glot = sqlglot_dialect(dialect)
+    return sqlglot_normalize_name(_schema_key(name, dialect), glot, is_table=is_table).name
 
 
 def table_refs(

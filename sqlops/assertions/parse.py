@@ -139,7 +139,7 @@ def parse_assertion(
                     "compare with history in the check itself, e.g. "
                     "`sum(amount) >= 0.9 * prev(sum(amount)) where status = 'paid'`",
                 )
-        where_sql = where_expr.sql(dialect)
+        where_sql = where_expr.sql(sqlglot_dialect(dialect))
         columns += _own_columns(where_expr)
         refs += [ref for _, ref in table_refs(where_expr, check_line - 1, dialect)]
     builtin = _BUILTIN.match(check)
@@ -203,7 +203,7 @@ def parse_assertion(
         name or display,
         level,
         text=display,
-        expression=expression.sql(dialect),
+        expression=expression.sql(sqlglot_dialect(dialect)),
         where=where_sql,
         tolerate=tolerate,
     )
@@ -471,7 +471,7 @@ def _builtin(
                 )
             if not isinstance(value, exp.Literal | exp.Boolean | exp.Neg | exp.Cast):
                 raise fail(f"`{quoted_text(arg)}` is not a literal value", f"write {usage}")
-            literals.append(value.sql(dialect))
+            literals.append(value.sql(sqlglot_dialect(dialect)))
         values = tuple(literals)
     else:
         if len(args) != 2:

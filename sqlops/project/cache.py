@@ -102,11 +102,7 @@ class ParseCache:
         return len(self._old)
 
     def get(self, key: str) -> Any | None:
-        text = self._used.get(key)
-        if text is None:
-            text = self._old.get(key) if self._file is None else self._search(key)
-            if text is not None:
-                self._used[key] = text
+        text = self.text(key)
         value = None
         if text is not None:
             with contextlib.suppress(ValueError):  # a damaged entry is only a miss
@@ -137,11 +133,14 @@ class ParseCache:
         return None
 
     def text(self, key: str) -> str | None:
-        """An entry's JSON text, as `get` would find it, neither parsed nor counted."""
-        found = self._used.get(key)
-        if found is None and self._file is None:
-            found = self._old.get(key)
-        return found
+        """An entry's JSON text, neither parsed nor counted as a hit or a miss; found, it is
+        kept when the cache is saved."""
+        text = self._used.get(key)
+        if text is None:
+            text = self._old.get(key) if self._file is None else self._search(key)
+            if text is not None:
+                self._used[key] = text
+        return text
 
     def put(self, key: str, value: Any) -> None:
         self._used[key] = self._new[key] = dumps(value)

@@ -227,8 +227,19 @@ def _plain_columns(
 # what a plain SELECT may have (anything else, e.g. ORDER BY, DISTINCT or a named window, and
 # `qualify` does the work); a plain join's parts, and its kinds
 _PLAIN_SELECT = frozenset(
-    ("expressions", "from_", "joins", "where", "group", "having", "qualify")
-) | {"limit", "offset", "with_"}
+    {
+        "expressions",
+        "from_",
+        "joins",
+        "where",
+        "group",
+        "having",
+        "qualify",
+        "limit",
+        "offset",
+        "with_",
+    }
+)
 _PLAIN_JOIN = frozenset(("this", "on", "kind", "side"))
 _PLAIN_JOIN_KINDS = frozenset(("", "INNER", "OUTER", "CROSS"))
 _PLAIN_TABLE = frozenset(("this", "db", "alias"))
